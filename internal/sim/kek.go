@@ -1,0 +1,85 @@
+package sim
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
+	"io"
+)
+
+// key is a key file CCxx. The material is kept in the clear in the state
+// file: the simulator is a rehearsal device, never a place for real keys
+// (the README says so), and the state file is written with mode 0600.
+type key struct {
+	// Kind is "rsa", "ec" or "aes".
+	Kind string `json:"kind"`
+	// Curve names the EC curve (see curves.go).
+	Curve string `json:"curve,omitempty"`
+	// RSA: modulus N, public exponent E, private exponent D and primes P, Q.
+	N, E, D, P, Q []byte `json:",omitempty"`
+	// EC: private scalar D (above) and uncompressed public point.
+	Pub []byte `json:"pub,omitempty"`
+	// AES: the key.
+	Secret []byte `json:"secret,omitempty"`
+	// Allowed is key meta tag 91, the allowed algorithm list; HasAllowed
+	// tells whether the tag exists (without it every algorithm is allowed,
+	// including WRAP 0x92: pico-hsm cmd_key_wrap.c).
+	Allowed    []byte `json:"allowed,omitempty"`
+	HasAllowed bool   `json:"has_allowed"`
+	// Domain is key meta tag 92, the key domain.
+	Domain byte `json:"domain"`
+}
+
+// mkekCrypt runs AES-256-CFB128 with the MKEK and its fixed IV, as pico-hsm
+// kek.c mkek_encrypt/mkek_decrypt do.
+func (d *Device) mkekCrypt(b []byte, encrypt bool) []byte {
+	blk, err := aes.NewCipher(d.st.MKEK)
+	if err != nil {
+		panic("sim: bad MKEK in state: " + err.Error())
+	}
+	out := make([]byte, len(b))
+	if encrypt {
+		cipher.NewCFBEncrypter(blk, d.st.MKEKIV).XORKeyStream(out, b)
+	} else {
+		cipher.NewCFBDecrypter(blk, d.st.MKEKIV).XORKeyStream(out, b)
+	}
+	return out
+}
+
+// hasSession reports whether a PIN or SO-PIN session exists, which the
+// firmware needs to load the MKEK (kek.c load_mkek answers NO_LOGIN without).
+func (d *Device) hasSession() bool { return d.sess.PINSession || d.sess.SOSession }
+
+// loadDKEK returns the DKEK of domain 0 as the firmware's load_dkek does:
+// the MKEK decryption of EF_DKEK, whatever it holds. ok is false without a
+// session or without EF_DKEK.
+func (d *Device) loadDKEK() (dkek []byte, ok bool) {
+	if !d.hasSession() || len(d.st.DKEK) == 0 {
+		return nil, false
+	}
+	return d.mkekCrypt(d.st.DKEK, false), true
+}
+
+// saveDKEK commits the plain accumulator: EF_DKEK becomes its encryption
+// under the MKEK (kek.c save_dkek_key).
+func (d *Device) saveDKEK() {
+	d.st.DKEK = d.mkekCrypt(d.st.DKEK, true)
+	d.flashDirty = true
+}
+
+// dkekKCV returns the check value the DKEK status answers: SHA-256 of the
+// loaded DKEK, first 8 bytes, or zeros when it cannot be loaded.
+func (d *Device) dkekKCV() []byte {
+	dk, ok := d.loadDKEK()
+	if !ok {
+		return make([]byte, 8)
+	}
+	s := sha256.Sum256(dk)
+	return s[:8]
+}
+
+func randomBytes(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
