@@ -1,0 +1,54 @@
+SHELL := /bin/bash
+# pico-hsm-tool. `make demo` rehearses a ceremony on the built-in simulated
+# device; `make test` runs every test, the end-to-end tests through pcscd,
+# vsmartcard-vpcd and OpenSC included (CI sets PICO_HSM_E2E=require so that
+# they cannot be skipped).
+
+GO      ?= go
+BIN     := bin/pico-hsm-tool
+PKGS    := ./...
+# Debian packages the build and the tests need.
+DEB_BUILD := libpcsclite-dev pkg-config gcc libc6-dev
+DEB_E2E   := pcscd vsmartcard-vpcd opensc iproute2
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build test unit e2e vet fmt demo deps deps-e2e bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/pico-hsm-tool
+
+# Install what is missing, apt-get update first.
+deps:
+	@missing=$$(for p in $(DEB_BUILD); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+
+deps-e2e: deps
+	@missing=$$(for p in $(DEB_E2E); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# All tests. The end-to-end tests start their own pcscd in private
+# namespaces (they need root, or sudo-less unshare rights).
+test: deps-e2e vet
+	$(GO) test -count=1 -timeout 20m $(PKGS) 2>&1 | tee test.log; \
+	status=$${PIPESTATUS[0]}; \
+	if grep -q 'E2E SKIPPED' test.log && [ "$$PICO_HSM_E2E" = require ]; then echo "end-to-end tests were skipped"; exit 1; fi; \
+	exit $$status
+
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+# Rehearse a ceremony on the simulated device (no hardware, no pcscd).
+demo: deps build
+	./scripts/demo.sh $(BIN)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/...
+
+clean:
+	rm -rf bin test.log

@@ -1,0 +1,91 @@
+// Command pico-hsm-tool manages a Pico HSM (or any SmartCard-HSM) over
+// PC/SC: initialization, DKEK shares, key backup and restore. It does what
+// OpenSC's sc-hsm-tool does and more, and its files interoperate with it.
+//
+// Output rules (after filippo.io/age cmd/age/tui.go): results go to stdout;
+// errors and warnings go to stderr with a "pico-hsm-tool: " prefix, lower
+// case, with no trailing period; prompts go to the terminal.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// run executes the command line and returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot(stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "pico-hsm-tool: %s\n", trimPeriod(err.Error()))
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+func trimPeriod(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '.' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	reader  string
+	wait    bool
+	verbose bool
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "pico-hsm-tool",
+		Short: "Manage a Pico HSM or SmartCard-HSM: initialize, DKEK shares, key backup and restore",
+		Long: `pico-hsm-tool manages a Pico HSM (or any SmartCard-HSM) over PC/SC.
+
+With no command it prints the device status, like sc-hsm-tool with no action.
+Use --reader sim:PATH to rehearse on a simulated device whose state lives in PATH.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.reader, "reader", "r", "", "reader `N` (index), a piece of its name, or sim:PATH for the simulated device (default: the first reader with a SmartCard-HSM)")
+	pf.BoolVarP(&g.wait, "wait", "w", false, "wait for a card to be inserted")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print the APDU trace to stderr (secrets masked)")
+
+	status := newStatusCmd(g)
+	root.RunE = status.RunE
+	root.Flags().AddFlagSet(status.Flags())
+	root.AddCommand(status, newListReadersCmd(g), newSimCmd(g))
+	return root
+}

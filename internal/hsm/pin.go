@@ -1,0 +1,117 @@
+package hsm
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
+)
+
+// PINState is what a VERIFY without data tells about a PIN
+// (ISO 7816-4 section 11.5.6; pico-hsm cmd_verify.c).
+type PINState struct {
+	// Verified is true when the PIN is already verified in this session (9000).
+	Verified bool
+	// TriesLeft is the retry counter from 63Cx, or -1 when not reported.
+	TriesLeft int
+	// Blocked is true on 6983 or 63C0.
+	Blocked bool
+	// NotInitialized is true when the device has never been initialized
+	// (6A88 for the SO-PIN, transcripts/00-status-factory.txt [4]).
+	NotInitialized bool
+	// TransportPIN is true when the PIN is a transport PIN that must be
+	// changed first (6984, sc-hsm-tool.c print_info).
+	TransportPIN bool
+	// PublicKeyAuth is true when public key authentication replaces the
+	// PIN (6400, sc-hsm-tool.c print_info).
+	PublicKeyAuth bool
+	// SW is the raw status word, kept for --json and diagnostics.
+	SW uint16
+}
+
+// PINStatus queries a PIN's state with VERIFY without data. It never uses
+// up a try.
+func (d *Device) PINStatus(ref byte) (PINState, error) {
+	r, err := d.ch.Transmit(apdu.Command{INS: 0x20, P2: ref, Name: "VERIFY status"})
+	if err != nil {
+		return PINState{}, err
+	}
+	st := PINState{TriesLeft: -1, SW: r.SW}
+	switch {
+	case r.SW == apdu.SWOK:
+		st.Verified = true
+	case r.SW&0xFFF0 == apdu.SWVerifyFailed:
+		st.TriesLeft = int(r.SW & 0x0F)
+		st.Blocked = st.TriesLeft == 0
+	case r.SW == apdu.SWPINBlocked:
+		st.Blocked, st.TriesLeft = true, 0
+	case r.SW == apdu.SWReferenceNotFound:
+		st.NotInitialized = true
+	case r.SW == apdu.SWDataInvalid:
+		st.TransportPIN = true
+	case r.SW == apdu.SWExecError:
+		st.PublicKeyAuth = true
+	default:
+		return st, fmt.Errorf("query %s state: %w", pinName(ref), r.Err())
+	}
+	return st, nil
+}
+
+// PINError is a failed PIN verification with the tries left.
+type PINError struct {
+	Ref       byte
+	TriesLeft int // -1 when unknown
+	Blocked   bool
+	Err       error // the underlying *apdu.StatusError
+}
+
+func (e *PINError) Error() string {
+	name := pinName(e.Ref)
+	switch {
+	case e.Blocked && e.Ref == SOPIN:
+		return fmt.Sprintf("%s blocked: the device cannot be re-initialized any more (%v)", name, e.Err)
+	case e.Blocked:
+		return fmt.Sprintf("%s blocked: unblock it with the SO-PIN (%v)", name, e.Err)
+	case e.TriesLeft == 1:
+		return fmt.Sprintf("wrong %s, 1 try left: the next wrong %s blocks it (%v)", name, name, e.Err)
+	case e.TriesLeft >= 0:
+		return fmt.Sprintf("wrong %s, %d tries left (%v)", name, e.TriesLeft, e.Err)
+	}
+	return fmt.Sprintf("wrong %s (%v)", name, e.Err)
+}
+
+func (e *PINError) Unwrap() error { return e.Err }
+
+// ErrNotInitialized means the device has never been initialized.
+var ErrNotInitialized = errors.New("the device has never been initialized: run initialize first")
+
+// VerifyPIN verifies the PIN ref (UserPIN or SOPIN). The PIN bytes are
+// masked in traces. A wrong PIN returns a *PINError.
+func (d *Device) VerifyPIN(ref byte, pin []byte) error {
+	r, err := d.ch.Transmit(apdu.Command{INS: 0x20, P2: ref, Data: pin, Secret: true, Name: "VERIFY"})
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.SW == apdu.SWOK:
+		return nil
+	case r.SW&0xFFF0 == apdu.SWVerifyFailed:
+		n := int(r.SW & 0x0F)
+		return &PINError{Ref: ref, TriesLeft: n, Blocked: n == 0, Err: r.Err()}
+	case r.SW == apdu.SWPINBlocked:
+		return &PINError{Ref: ref, TriesLeft: 0, Blocked: true, Err: r.Err()}
+	case r.SW == apdu.SWReferenceNotFound:
+		return fmt.Errorf("verify %s: %w (%v)", pinName(ref), ErrNotInitialized, r.Err())
+	}
+	return fmt.Errorf("verify %s: %w", pinName(ref), r.Err())
+}
+
+func pinName(ref byte) string {
+	switch ref {
+	case UserPIN:
+		return "user PIN"
+	case SOPIN:
+		return "SO-PIN"
+	}
+	return fmt.Sprintf("PIN %02X", ref)
+}

@@ -1,0 +1,161 @@
+// Package secret reads PINs, SO-PINs and passwords from the sources a person
+// or a script uses: a literal value, env:VAR (as OpenSC's util_get_pin),
+// file:PATH (first line), "-" (one line of stdin), or a no-echo prompt on the
+// terminal. Without a terminal, a missing secret is an error that names the
+// flag: scripts never hang on a prompt.
+package secret
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// Source resolves secrets. Stdin is where "-" reads; TTY opens the terminal
+// for prompts (nil: no terminal).
+type Source struct {
+	Stdin io.Reader
+	// TTY returns the terminal to prompt on, or an error if there is none.
+	TTY func() (Terminal, error)
+	// Getenv looks up env:VAR.
+	Getenv    func(string) (string, bool)
+	stdinUsed bool
+}
+
+// Terminal is a terminal to prompt on without echo.
+type Terminal interface {
+	io.Writer
+	ReadPassword() ([]byte, error)
+	ReadLine() (string, error)
+	Close() error
+}
+
+// Default returns a Source on the process's stdin, environment and /dev/tty.
+func Default() *Source {
+	return &Source{Stdin: os.Stdin, TTY: OpenTTY, Getenv: os.LookupEnv}
+}
+
+// ErrNoTerminal is wrapped by errors for secrets that would need a prompt
+// when there is no terminal.
+var ErrNoTerminal = errors.New("no terminal to prompt on")
+
+// Get resolves the secret given to flag (its value spec; "" when the flag
+// was not given). prompt is shown on the terminal when spec is empty.
+// The caller must Wipe the result after use.
+func (s *Source) Get(flag, spec, prompt string) ([]byte, error) {
+	switch {
+	case spec == "":
+		return s.Prompt(flag, prompt)
+	case spec == "-":
+		if s.stdinUsed {
+			return nil, fmt.Errorf("--%s -: standard input is already used by another secret; use env:VAR or file:PATH for one of them", flag)
+		}
+		s.stdinUsed = true
+		line, err := readLine(s.Stdin)
+		if err != nil {
+			return nil, fmt.Errorf("--%s -: cannot read a line from standard input: %v", flag, err)
+		}
+		return line, nil
+	case strings.HasPrefix(spec, "env:"):
+		name := spec[4:]
+		v, ok := s.Getenv(name)
+		if !ok {
+			return nil, fmt.Errorf("--%s env:%s: environment variable %s is not set", flag, name, name)
+		}
+		return []byte(v), nil
+	case strings.HasPrefix(spec, "file:"):
+		path := spec[5:]
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--%s file:%s: %v", flag, path, errors.Unwrap(err))
+		}
+		defer f.Close()
+		line, err := readLine(f)
+		if err != nil {
+			return nil, fmt.Errorf("--%s file:%s: cannot read its first line: %v", flag, path, err)
+		}
+		return line, nil
+	}
+	return []byte(spec), nil
+}
+
+// Prompt asks for the secret on the terminal without echo.
+func (s *Source) Prompt(flag, prompt string) ([]byte, error) {
+	if s.TTY == nil {
+		return nil, missing(flag)
+	}
+	t, err := s.TTY()
+	if err != nil {
+		return nil, missing(flag)
+	}
+	defer t.Close()
+	fmt.Fprint(t, prompt)
+	b, err := t.ReadPassword()
+	fmt.Fprintln(t)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: reading from the terminal: %v", flag, err)
+	}
+	return b, nil
+}
+
+func missing(flag string) error {
+	return fmt.Errorf("--%s is required when there is no terminal to prompt on: give --%s VALUE, --%s env:VAR, --%s file:PATH or --%s - (one line of stdin): %w",
+		flag, flag, flag, flag, flag, ErrNoTerminal)
+}
+
+// readLine reads one line without its line ending. EOF before any byte is an
+// error; EOF after some bytes ends the line.
+func readLine(r io.Reader) ([]byte, error) {
+	br := bufio.NewReader(r)
+	line, err := br.ReadBytes('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty input")
+		}
+		return nil, err
+	}
+	line = bytes.TrimRight(line, "\r\n")
+	return line, nil
+}
+
+// Wipe overwrites b with zeros.
+func Wipe(b []byte) {
+	for i := range b {
+		b[i] = 0
+	}
+}
+
+type tty struct {
+	f *os.File
+}
+
+// OpenTTY opens /dev/tty for prompts, so that prompts work even when stdin
+// and stdout are pipes, and fail cleanly when there is no controlling
+// terminal.
+func OpenTTY() (Terminal, error) {
+	f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, ErrNoTerminal
+	}
+	if !term.IsTerminal(int(f.Fd())) {
+		f.Close()
+		return nil, ErrNoTerminal
+	}
+	return &tty{f: f}, nil
+}
+
+func (t *tty) Write(p []byte) (int, error) { return t.f.Write(p) }
+func (t *tty) Close() error                { return t.f.Close() }
+func (t *tty) ReadPassword() ([]byte, error) {
+	return term.ReadPassword(int(t.f.Fd()))
+}
+func (t *tty) ReadLine() (string, error) {
+	b, err := readLine(t.f)
+	return string(b), err
+}
