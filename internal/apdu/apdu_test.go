@@ -28,7 +28,7 @@ func TestEncode(t *testing.T) {
 		// DKEK status, LIST KEYS) and ISO 7816-4 section 5.1 for the rest.
 		{"case1", Command{CLA: 0x00, INS: 0x20, P1: 0x00, P2: 0x88}, "00200088"},
 		{"case2 short 256", Command{CLA: 0x80, INS: 0x52, Ne: 256}, "8052000000"},
-		{"case3 short", Command{INS: 0x20, P2: 0x81, Data: []byte("648219")}, "002000810636343832313"+"9"},
+		{"case3 short", Command{INS: 0x20, P2: 0x81, Data: []byte("648219")}, "002000810636343832313" + "9"},
 		{"case4 short", Command{INS: 0xA4, P1: 0x04, Data: unhex(t, "E82B0601040181C31F0201"), Ne: 256}, "00A404000BE82B0601040181C31F020100"},
 		{"case2 extended 65536", Command{CLA: 0x80, INS: 0x58, Ne: 65536}, "80580000000000"},
 		{"case2 extended 300", Command{INS: 0xB1, Ne: 300}, "00B1000000012C"},

@@ -82,32 +82,32 @@ func (s sentinel) Error() string { return s.msg }
 // Sentinels for errors.Is. A *StatusError matches the sentinel of its status
 // word; ErrWrongPIN matches every 63Cx.
 var (
-	ErrWrongPIN             error = sentinel{SWVerifyFailed, 0xFFF0, "wrong PIN"}
-	ErrExecution            error = sentinel{SWExecError, 0, "execution error"}
-	ErrMemoryFailure        error = sentinel{SWMemoryFailure, 0, "memory failure"}
-	ErrWrongLength          error = sentinel{SWWrongLength, 0, "wrong length"}
-	ErrSecurityStatus       error = sentinel{SWSecurityStatus, 0, "security status not satisfied"}
-	ErrPINBlocked           error = sentinel{SWPINBlocked, 0, "PIN blocked"}
-	ErrDataInvalid          error = sentinel{SWDataInvalid, 0, "reference data not usable"}
-	ErrConditionsNotMet     error = sentinel{SWConditionsNotSatisfied, 0, "conditions of use not satisfied"}
-	ErrNotAllowed           error = sentinel{SWCommandNotAllowed, 0, "command not allowed"}
-	ErrWrongData            error = sentinel{SWWrongData, 0, "incorrect data"}
-	ErrNotSupported         error = sentinel{SWFuncNotSupported, 0, "function not supported"}
-	ErrFileNotFound         error = sentinel{SWFileNotFound, 0, "file not found"}
-	ErrFileFull             error = sentinel{SWFileFull, 0, "not enough memory"}
-	ErrWrongP1P2            error = sentinel{SWWrongP1P2, 0, "incorrect parameters P1-P2"}
-	ErrReferenceNotFound    error = sentinel{SWReferenceNotFound, 0, "referenced data not found"}
-	ErrFileExists           error = sentinel{SWFileExists, 0, "file already exists"}
-	ErrWrongParameters      error = sentinel{SWWrongP1P2Plain, 0, "wrong parameters"}
-	ErrINSNotSupported      error = sentinel{SWINSNotSupported, 0, "instruction not supported"}
-	ErrCLANotSupported      error = sentinel{SWCLANotSupported, 0, "class not supported"}
-	ErrUnknown              error = sentinel{SWUnknown, 0, "unknown error"}
-	ErrCommandIncompatible  error = sentinel{SWCommandIncompatible, 0, "command incompatible with file structure"}
-	ErrSecureMessaging      error = sentinel{SWSecureMessaging, 0, "secure messaging not supported"}
-	ErrLogicalChannel       error = sentinel{SWLogicalChannel, 0, "logical channel not supported"}
-	ErrRecordNotFound       error = sentinel{SWRecordNotFound, 0, "record not found"}
-	ErrWrongNc              error = sentinel{SWWrongNc, 0, "Lc inconsistent with P1-P2"}
-	ErrEndOfFile            error = sentinel{SWWarningEOF, 0, "end of file reached"}
+	ErrWrongPIN            error = sentinel{SWVerifyFailed, 0xFFF0, "wrong PIN"}
+	ErrExecution           error = sentinel{SWExecError, 0, "execution error"}
+	ErrMemoryFailure       error = sentinel{SWMemoryFailure, 0, "memory failure"}
+	ErrWrongLength         error = sentinel{SWWrongLength, 0, "wrong length"}
+	ErrSecurityStatus      error = sentinel{SWSecurityStatus, 0, "security status not satisfied"}
+	ErrPINBlocked          error = sentinel{SWPINBlocked, 0, "PIN blocked"}
+	ErrDataInvalid         error = sentinel{SWDataInvalid, 0, "reference data not usable"}
+	ErrConditionsNotMet    error = sentinel{SWConditionsNotSatisfied, 0, "conditions of use not satisfied"}
+	ErrNotAllowed          error = sentinel{SWCommandNotAllowed, 0, "command not allowed"}
+	ErrWrongData           error = sentinel{SWWrongData, 0, "incorrect data"}
+	ErrNotSupported        error = sentinel{SWFuncNotSupported, 0, "function not supported"}
+	ErrFileNotFound        error = sentinel{SWFileNotFound, 0, "file not found"}
+	ErrFileFull            error = sentinel{SWFileFull, 0, "not enough memory"}
+	ErrWrongP1P2           error = sentinel{SWWrongP1P2, 0, "incorrect parameters P1-P2"}
+	ErrReferenceNotFound   error = sentinel{SWReferenceNotFound, 0, "referenced data not found"}
+	ErrFileExists          error = sentinel{SWFileExists, 0, "file already exists"}
+	ErrWrongParameters     error = sentinel{SWWrongP1P2Plain, 0, "wrong parameters"}
+	ErrINSNotSupported     error = sentinel{SWINSNotSupported, 0, "instruction not supported"}
+	ErrCLANotSupported     error = sentinel{SWCLANotSupported, 0, "class not supported"}
+	ErrUnknown             error = sentinel{SWUnknown, 0, "unknown error"}
+	ErrCommandIncompatible error = sentinel{SWCommandIncompatible, 0, "command incompatible with file structure"}
+	ErrSecureMessaging     error = sentinel{SWSecureMessaging, 0, "secure messaging not supported"}
+	ErrLogicalChannel      error = sentinel{SWLogicalChannel, 0, "logical channel not supported"}
+	ErrRecordNotFound      error = sentinel{SWRecordNotFound, 0, "record not found"}
+	ErrWrongNc             error = sentinel{SWWrongNc, 0, "Lc inconsistent with P1-P2"}
+	ErrEndOfFile           error = sentinel{SWWarningEOF, 0, "end of file reached"}
 )
 
 // Describe returns the generic human meaning of a status word. Commands in

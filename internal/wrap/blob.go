@@ -118,9 +118,9 @@ func ParseBlob(b []byte) (*Blob, error) {
 
 // Keys derived from a DKEK (kek.c).
 type Keys struct {
-	KCV  [8]byte
-	Enc  [32]byte
-	MAC  [32]byte
+	KCV [8]byte
+	Enc [32]byte
+	MAC [32]byte
 }
 
 // Derive returns the KCV, Kenc and Kmac of dkek.

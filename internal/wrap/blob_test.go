@@ -132,11 +132,11 @@ func TestParseRejects(t *testing.T) {
 	good := readVector(t, "wrap-key-rsa2048-ref1.bin")
 	f, _ := ParseFile(good)
 	for name, b := range map[string][]byte{
-		"empty":           nil,
-		"truncated file":  good[:len(good)-1],
-		"trailing byte":   append(bytes.Clone(good), 0),
-		"not a sequence":  append([]byte{0x31}, good[1:]...),
-		"a .pbe share":    []byte("Salted__0123456789abcdef0123456789abcdef0123456789abcdef01234567"),
+		"empty":          nil,
+		"truncated file": good[:len(good)-1],
+		"trailing byte":  append(bytes.Clone(good), 0),
+		"not a sequence": append([]byte{0x31}, good[1:]...),
+		"a .pbe share":   []byte("Salted__0123456789abcdef0123456789abcdef0123456789abcdef01234567"),
 	} {
 		if _, err := ParseFile(b); !errors.Is(err, ErrFile) {
 			t.Errorf("%s: %v", name, err)
