@@ -18,21 +18,27 @@ import (
 // the independent peer. They skip loudly when pcscd cannot run here, and
 // fail instead under PICO_HSM_E2E=require (CI).
 
-// startBed starts pcscd and a bridge serving a fresh simulated device, and
-// returns the bed and the device's state file. blank serves a card without
-// the SmartCard-HSM application instead.
-func startBed(t *testing.T, blank bool) (*testbed.Bed, string) {
+// startBed starts pcscd and returns the bed and the simulated device's
+// state file. The kind of bed follows the script's name: "blank-" serves a
+// card without the SmartCard-HSM application, "nocard-" a reader with no
+// card, "noreader-" no reader at all; anything else a fresh simulated
+// Pico HSM.
+func startBed(t *testing.T, name string) (*testbed.Bed, string) {
 	t.Helper()
 	bin, err := exec.LookPath("pico-hsm-tool")
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(t.TempDir(), "dev.json")
-	args := []string{bin, "sim", "bridge", state}
-	if blank {
-		args = append(args, "--blank")
+	switch {
+	case strings.HasPrefix(name, "noreader-"):
+		return testbed.StartNoReaders(t), state
+	case strings.HasPrefix(name, "nocard-"):
+		return testbed.Start(t, nil), state
+	case strings.HasPrefix(name, "blank-"):
+		return testbed.Start(t, []string{bin, "sim", "bridge", "--blank", state}), state
 	}
-	return testbed.Start(t, args), state
+	return testbed.Start(t, []string{bin, "sim", "bridge", state}), state
 }
 
 // TestE2EScripts runs each script of testdata/e2e against its own bed.
@@ -46,7 +52,7 @@ func TestE2EScripts(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".txtar")
 		t.Run(name, func(t *testing.T) {
-			bed, state := startBed(t, strings.HasPrefix(name, "blank"))
+			bed, state := startBed(t, name)
 			testscript.Run(t, testscript.Params{
 				Files:               []string{f},
 				RequireExplicitExec: true,
@@ -82,7 +88,7 @@ func TestE2EScripts(t *testing.T) {
 // simulated device through pcscd: factory-new, then after sc-hsm-tool
 // initialized it, then after a wrong PIN.
 func TestE2EStatusMatchesSCHSMTool(t *testing.T) {
-	bed, _ := startBed(t, false)
+	bed, _ := startBed(t, "status")
 	compare := func(stage string) {
 		t.Helper()
 		theirs, err := bed.Run("sc-hsm-tool")

@@ -107,6 +107,7 @@ func TestStatusErrors(t *testing.T) {
 		{0x6700, ErrWrongLength, -1, ""},
 		{0x6E00, ErrCLANotSupported, -1, ""},
 		{0x6A81, ErrNotSupported, -1, ""},
+		{0x6600, ErrButtonTimeout, -1, ""},
 	}
 	for _, tt := range tests {
 		err := Response{SW: tt.sw}.Err()

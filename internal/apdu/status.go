@@ -13,7 +13,9 @@ const (
 	SWBytesRemaining         uint16 = 0x6100 // 61xx: xx more bytes with GET RESPONSE
 	SWWarningEOF             uint16 = 0x6282 // end of file reached before Ne bytes
 	SWVerifyFailed           uint16 = 0x63C0 // 63Cx: wrong PIN, x tries left
+	SWSelectedFileTerminated uint16 = 0x6285
 	SWExecError              uint16 = 0x6400 // execution error, state unchanged
+	SWButtonTimeout          uint16 = 0x6600 // pico-keys-sdk SECURE_MESSAGE_EXEC_ERROR: user presence button not pressed
 	SWMemoryFailure          uint16 = 0x6581
 	SWWrongLength            uint16 = 0x6700
 	SWLogicalChannel         uint16 = 0x6881
@@ -84,6 +86,7 @@ func (s sentinel) Error() string { return s.msg }
 var (
 	ErrWrongPIN            error = sentinel{SWVerifyFailed, 0xFFF0, "wrong PIN"}
 	ErrExecution           error = sentinel{SWExecError, 0, "execution error"}
+	ErrButtonTimeout       error = sentinel{SWButtonTimeout, 0, "button not pressed"}
 	ErrMemoryFailure       error = sentinel{SWMemoryFailure, 0, "memory failure"}
 	ErrWrongLength         error = sentinel{SWWrongLength, 0, "wrong length"}
 	ErrSecurityStatus      error = sentinel{SWSecurityStatus, 0, "security status not satisfied"}
@@ -129,6 +132,10 @@ func Describe(sw uint16) string {
 	switch sw {
 	case SWWarningEOF:
 		return "end of file reached before the expected length"
+	case SWSelectedFileTerminated:
+		return "the application is terminated"
+	case SWButtonTimeout:
+		return "the device's button was not pressed in time: press it when the LED blinks, then retry"
 	case SWExecError:
 		return "the device could not execute the command; its state is unchanged (for a restore: the backup does not match this device's DKEK, or is damaged)"
 	case SWMemoryFailure:

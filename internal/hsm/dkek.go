@@ -47,7 +47,7 @@ func (d *Device) DKEKStatus() (DKEKStatus, error) {
 	}
 	// A factory-new device answers 6B00 (transcripts/00-status-factory.txt [5]).
 	if r.SW == apdu.SWWrongP1P2Plain || r.SW == apdu.SWINSNotSupported {
-		return DKEKStatus{}, fmt.Errorf("%w (%v)", ErrNoDKEK, r.Err())
+		return DKEKStatus{}, fmt.Errorf("%w (%w)", ErrNoDKEK, r.Err())
 	}
 	if err := r.Err(); err != nil {
 		return DKEKStatus{}, fmt.Errorf("query DKEK status: %w", err)
@@ -68,9 +68,9 @@ func (d *Device) ImportDKEKShare(share []byte) (DKEKStatus, error) {
 	case apdu.SWOK:
 		return parseDKEKStatus(r.Data)
 	case apdu.SWCommandNotAllowed: // transcripts/errors/p02
-		return DKEKStatus{}, fmt.Errorf("import DKEK share: %w (%v)", ErrAllSharesImported, r.Err())
+		return DKEKStatus{}, fmt.Errorf("import DKEK share: %w (%w)", ErrAllSharesImported, r.Err())
 	case apdu.SWWrongP1P2Plain, apdu.SWINSNotSupported:
-		return DKEKStatus{}, fmt.Errorf("import DKEK share: %w (%v)", ErrNoDKEK, r.Err())
+		return DKEKStatus{}, fmt.Errorf("import DKEK share: %w (%w)", ErrNoDKEK, r.Err())
 	}
 	return DKEKStatus{}, fmt.Errorf("import DKEK share: %w", r.Err())
 }

@@ -101,7 +101,7 @@ func (d *Device) VerifyPIN(ref byte, pin []byte) error {
 	case r.SW == apdu.SWPINBlocked:
 		return &PINError{Ref: ref, TriesLeft: 0, Blocked: true, Err: r.Err()}
 	case r.SW == apdu.SWReferenceNotFound:
-		return fmt.Errorf("verify %s: %w (%v)", pinName(ref), ErrNotInitialized, r.Err())
+		return fmt.Errorf("verify %s: %w (%w)", pinName(ref), ErrNotInitialized, r.Err())
 	}
 	return fmt.Errorf("verify %s: %w", pinName(ref), r.Err())
 }

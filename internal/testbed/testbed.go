@@ -122,7 +122,8 @@ type Bed struct {
 	bridgeCmd []string
 	pcscd     *proc
 	bridge    *proc
-	bridgeN   int // number of bridge starts, for log file names
+	bridgeN   int  // number of bridge starts, for log file names
+	noReaders bool // pcscd runs without the vpcd driver
 }
 
 // tools are the absolute paths of the programs the bed runs; /usr/sbin is
@@ -139,6 +140,18 @@ type tools struct {
 // When a prerequisite is missing Start skips the test with a message that
 // starts with "E2E SKIPPED:", or fails it when PICO_HSM_E2E=require.
 func Start(t testing.TB, bridgeCmd []string) *Bed {
+	t.Helper()
+	return start(t, bridgeCmd, true)
+}
+
+// StartNoReaders starts pcscd without any reader driver, so that clients
+// see a running pcscd with no reader at all.
+func StartNoReaders(t testing.TB) *Bed {
+	t.Helper()
+	return start(t, nil, false)
+}
+
+func start(t testing.TB, bridgeCmd []string, withReader bool) *Bed {
 	t.Helper()
 	tl, err := findTools()
 	if err != nil {
@@ -166,7 +179,7 @@ func Start(t testing.TB, bridgeCmd []string) *Bed {
 		active.Unlock()
 	})
 
-	b := &Bed{t: t, dir: procDir, tools: tl, bridgeCmd: bridgeCmd}
+	b := &Bed{t: t, dir: procDir, tools: tl, bridgeCmd: bridgeCmd, noReaders: !withReader}
 	if err := b.prepare(); err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
@@ -182,12 +195,14 @@ func Start(t testing.TB, bridgeCmd []string) *Bed {
 	if err := b.startPCSCD(); err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	if len(bridgeCmd) > 0 {
+	switch {
+	case b.noReaders:
+	case len(bridgeCmd) > 0:
 		if err := b.startBridge(); err != nil {
 			t.Fatalf("testbed: %v", err)
 		}
 		b.waitReader("a card in "+ReaderName, func(r pcsc.ReaderInfo) bool { return r.CardPresent })
-	} else {
+	default:
 		b.waitReader(ReaderName, func(pcsc.ReaderInfo) bool { return true })
 	}
 	return b
@@ -302,6 +317,9 @@ func (b *Bed) prepare() error {
 		if err := os.MkdirAll(filepath.Join(b.dir, d), 0o755); err != nil {
 			return err
 		}
+	}
+	if b.noReaders {
+		return nil
 	}
 	lib := filepath.Join(b.dir, "drivers", "libifdvpcd.so")
 	if err := copyFile(b.tools.vpcdLib, lib); err != nil {
