@@ -33,12 +33,12 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 # All tests. The end-to-end tests start their own pcscd in private
-# namespaces (they need root, or sudo-less unshare rights).
+# namespaces (root, or unprivileged user namespaces). Where that cannot
+# work they skip with "E2E SKIPPED"; with PICO_HSM_E2E=require (set by
+# .ci/run) internal/testbed fails them instead, so CI cannot pass without
+# having run them.
 test: deps-e2e vet
-	$(GO) test -count=1 -timeout 20m $(PKGS) 2>&1 | tee test.log; \
-	status=$${PIPESTATUS[0]}; \
-	if grep -q 'E2E SKIPPED' test.log && [ "$$PICO_HSM_E2E" = require ]; then echo "end-to-end tests were skipped"; exit 1; fi; \
-	exit $$status
+	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 unit:
 	$(GO) test -count=1 -short $(PKGS)
@@ -51,4 +51,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./internal/...
 
 clean:
-	rm -rf bin test.log
+	rm -rf bin
