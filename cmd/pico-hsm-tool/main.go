@@ -86,6 +86,6 @@ Use --reader sim:PATH to rehearse on a simulated device whose state lives in PAT
 	status := newStatusCmd(g)
 	root.RunE = status.RunE
 	root.Flags().AddFlagSet(status.Flags())
-	root.AddCommand(status, newListReadersCmd(g), newSimCmd(g))
+	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newSimCmd(g))
 	return root
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
@@ -25,4 +26,9 @@ func (g *globals) secrets() *secret.Source {
 	s := secret.Default()
 	s.Stdin = g.stdin
 	return s
+}
+
+// note prints an informational line to stderr.
+func (g *globals) note(format string, args ...any) {
+	fmt.Fprintf(g.stderr, "pico-hsm-tool: "+format+"\n", args...)
 }

@@ -141,7 +141,7 @@ func TestVerifyPIN(t *testing.T) {
 	d.SelectApplication()
 	var pe *PINError
 	err := d.VerifyPIN(UserPIN, []byte("000000"))
-	if !errors.As(err, &pe) || pe.TriesLeft != 2 || pe.Blocked || err.Error() != "wrong user PIN, 2 tries left (wrong PIN, 2 tries left (SW 63C2))" {
+	if !errors.As(err, &pe) || pe.TriesLeft != 2 || pe.Blocked || err.Error() != "wrong user PIN, 2 tries left (SW 63C2)" {
 		t.Fatalf("first wrong PIN: %v", err)
 	}
 	err = d.VerifyPIN(UserPIN, []byte("000000"))

@@ -67,17 +67,22 @@ type PINError struct {
 
 func (e *PINError) Error() string {
 	name := pinName(e.Ref)
+	sw := ""
+	var se *apdu.StatusError
+	if errors.As(e.Err, &se) {
+		sw = fmt.Sprintf(" (SW %04X)", se.SW)
+	}
 	switch {
 	case e.Blocked && e.Ref == SOPIN:
-		return fmt.Sprintf("%s blocked: the device cannot be re-initialized any more (%v)", name, e.Err)
+		return fmt.Sprintf("%s blocked: the device can no longer be re-initialized or its user PIN reset%s", name, sw)
 	case e.Blocked:
-		return fmt.Sprintf("%s blocked: unblock it with the SO-PIN (%v)", name, e.Err)
+		return fmt.Sprintf("%s blocked: unblock it with the SO-PIN%s", name, sw)
 	case e.TriesLeft == 1:
-		return fmt.Sprintf("wrong %s, 1 try left: the next wrong %s blocks it (%v)", name, name, e.Err)
+		return fmt.Sprintf("wrong %s, 1 try left: the next wrong %s blocks it%s", name, name, sw)
 	case e.TriesLeft >= 0:
-		return fmt.Sprintf("wrong %s, %d tries left (%v)", name, e.TriesLeft, e.Err)
+		return fmt.Sprintf("wrong %s, %d tries left%s", name, e.TriesLeft, sw)
 	}
-	return fmt.Sprintf("wrong %s (%v)", name, e.Err)
+	return fmt.Sprintf("wrong %s%s", name, sw)
 }
 
 func (e *PINError) Unwrap() error { return e.Err }

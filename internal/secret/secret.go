@@ -105,9 +105,18 @@ func (s *Source) Prompt(flag, prompt string) ([]byte, error) {
 }
 
 func missing(flag string) error {
-	return fmt.Errorf("--%s is required when there is no terminal to prompt on: give --%s VALUE, --%s env:VAR, --%s file:PATH or --%s - (one line of stdin): %w",
-		flag, flag, flag, flag, flag, ErrNoTerminal)
+	return &missingError{flag}
 }
+
+// missingError names the flag a script must use instead of a prompt.
+type missingError struct{ flag string }
+
+func (e *missingError) Error() string {
+	f := e.flag
+	return fmt.Sprintf("--%s is required when there is no terminal to prompt on: give --%s VALUE, --%s env:VAR, --%s file:PATH or --%s - (one line of stdin)", f, f, f, f, f)
+}
+
+func (e *missingError) Unwrap() error { return ErrNoTerminal }
 
 // readLine reads one line without its line ending. EOF before any byte is an
 // error; EOF after some bytes ends the line.
@@ -158,4 +167,46 @@ func (t *tty) ReadPassword() ([]byte, error) {
 func (t *tty) ReadLine() (string, error) {
 	b, err := readLine(t.f)
 	return string(b), err
+}
+
+// NewSecret asks for a new secret twice on the terminal, without echo, and
+// insists on at least min bytes (sc-hsm-tool.c ask_for_password refuses
+// fewer than 6 characters). Without a terminal it names the flag to use.
+func (s *Source) NewSecret(flag, prompt, again string, min int) ([]byte, error) {
+	if s.TTY == nil {
+		return nil, missing(flag)
+	}
+	t, err := s.TTY()
+	if err != nil {
+		return nil, missing(flag)
+	}
+	defer t.Close()
+	for try := 0; try < 3; try++ {
+		fmt.Fprint(t, prompt)
+		a, err := t.ReadPassword()
+		fmt.Fprintln(t)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: reading from the terminal: %v", flag, err)
+		}
+		if len(a) < min {
+			Wipe(a)
+			fmt.Fprintf(t, "Too short: at least %d characters. Please retry.\n", min)
+			continue
+		}
+		fmt.Fprint(t, again)
+		b, err := t.ReadPassword()
+		fmt.Fprintln(t)
+		if err != nil {
+			Wipe(a)
+			return nil, fmt.Errorf("--%s: reading from the terminal: %v", flag, err)
+		}
+		same := bytes.Equal(a, b)
+		Wipe(b)
+		if same {
+			return a, nil
+		}
+		Wipe(a)
+		fmt.Fprintln(t, "The two entries differ. Please retry.")
+	}
+	return nil, fmt.Errorf("--%s: no matching entry after 3 tries", flag)
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ceremony"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+)
+
+// initFlags are initialize's options, shared with the legacy --initialize.
+type initFlags struct {
+	soPIN, pin             string
+	retry                  int
+	dkekShares             int
+	label                  string
+	pubKeyAuth, requiredPK int
+	bio1, bio2             string
+	noRRC, transportPIN    bool
+	keyDomains             int
+	yes, lastTry           bool
+}
+
+func (f *initFlags) register(cmd *cobra.Command, legacy bool) {
+	fl := cmd.Flags()
+	if !legacy {
+		fl.StringVar(&f.soPIN, "so-pin", "", "SO-PIN, 16 hexadecimal digits (or env:VAR, file:PATH, -)")
+		fl.StringVar(&f.pin, "pin", "", "user PIN, 6 to 16 characters (or env:VAR, file:PATH, -)")
+	}
+	fl.IntVar(&f.retry, "pin-retry", 3, "user PIN retry counter (at most 3 for a 6-character PIN, 5 for 7, 10 otherwise)")
+	fl.IntVarP(&f.dkekShares, "dkek-shares", "s", -1, "number of DKEK shares the custodians will import (0: the device makes a random DKEK; default: no DKEK, no backups)")
+	fl.StringVar(&f.label, "label", "", "token label written to EF.TokenInfo (not supported by the Pico HSM)")
+	fl.IntVar(&f.pubKeyAuth, "public-key-auth", 0, "number of public keys for public key authentication (n of n-of-m)")
+	fl.IntVar(&f.requiredPK, "required-pub-keys", 0, "number of public keys required to authenticate (m of n-of-m)")
+	fl.StringVar(&f.bio1, "bio-server1", "", "AID of the biometric server for template 1 (hex)")
+	fl.StringVar(&f.bio2, "bio-server2", "", "AID of the biometric server for template 2 (hex)")
+	fl.BoolVar(&f.noRRC, "no-rrc", false, "disable resetting the user PIN with the SO-PIN")
+	fl.BoolVar(&f.transportPIN, "transport-pin", false, "make the user PIN a transport PIN that must be changed before first use")
+	fl.IntVar(&f.keyDomains, "key-domains", 0, "number of key domains")
+	fl.BoolVarP(&f.yes, "yes", "y", false, "do not ask before wiping an initialized device")
+	fl.BoolVar(&f.lastTry, "last-try", false, "allow using a PIN that has only one try left")
+}
+
+func newInitializeCmd(g *globals) *cobra.Command {
+	f := &initFlags{}
+	cmd := &cobra.Command{
+		Use:   "initialize",
+		Short: "Initialize the device: SO-PIN, user PIN, number of DKEK shares (destroys every key)",
+		Long: `Initialize the device as sc-hsm-tool --initialize does, with the same APDU.
+
+On a device that was initialized before, the current SO-PIN is verified first
+(the Pico HSM itself does not check it), and on a terminal you are shown how
+many keys will be destroyed and asked to confirm; --yes skips the question.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runInitialize(g, f, f.soPIN, f.pin) },
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
+	src := g.secrets()
+	p := hsm.InitParams{Retries: f.retry, DKEKShares: f.dkekShares, PublicKeyAuth: f.pubKeyAuth,
+		RequiredPubKeys: f.requiredPK, KeyDomains: f.keyDomains, Options: hsm.OptResetRetryCounter}
+	if f.noRRC {
+		p.Options &^= hsm.OptResetRetryCounter
+	}
+	if f.transportPIN {
+		p.Options |= hsm.OptTransportPIN
+	}
+	var err error
+	for _, b := range []struct {
+		spec string
+		dst  *[]byte
+		name string
+	}{{f.bio1, &p.BioServer1, "bio-server1"}, {f.bio2, &p.BioServer2, "bio-server2"}} {
+		if b.spec == "" {
+			continue
+		}
+		if *b.dst, err = hex.DecodeString(b.spec); err != nil {
+			return fmt.Errorf("--%s: not a hexadecimal AID: %v", b.name, err)
+		}
+		p.Options |= hsm.OptSessionPIN
+	}
+	so, err := src.Get("so-pin", soSpec, "Enter SO-PIN (16 hexadecimal characters): ")
+	if err != nil {
+		return err
+	}
+	defer secret.Wipe(so)
+	p.SOPIN, err = hex.DecodeString(strings.TrimSpace(string(so)))
+	if err != nil || len(p.SOPIN) != 8 {
+		return fmt.Errorf("--so-pin must be 16 hexadecimal digits")
+	}
+	defer secret.Wipe(p.SOPIN)
+	if pinSpec == "" {
+		p.PIN, err = src.NewSecret("pin", "Enter initial user PIN (6 - 16 characters): ", "Enter the user PIN again: ", 6)
+	} else {
+		p.PIN, err = src.Get("pin", pinSpec, "")
+	}
+	if err != nil {
+		return err
+	}
+	defer secret.Wipe(p.PIN)
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	conn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	o := ceremony.InitOptions{Params: p, Label: f.label, AllowLastTry: f.lastTry}
+	if !f.yes {
+		if t, err := src.TTY(); err == nil {
+			o.Confirm = func(keys int) (bool, error) {
+				defer t.Close()
+				fmt.Fprintf(t, "The device in %s is initialized and holds %d key(s).\nInitializing destroys every key and the DKEK. Type 'yes' to go on: ", conn.Reader, keys)
+				ans, err := t.ReadLine()
+				return strings.TrimSpace(ans) == "yes", err
+			}
+		}
+	}
+	res, err := ceremony.Initialize(conn, o)
+	if err != nil {
+		return err
+	}
+	if res.WasInitialized {
+		g.note("device re-initialized; %d key(s) destroyed", res.KeysDestroyed)
+	}
+	return nil
+}
