@@ -6,7 +6,6 @@
 package secret
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -53,10 +52,6 @@ func (s *Source) Get(flag, spec, prompt string) ([]byte, error) {
 	case spec == "":
 		return s.Prompt(flag, prompt)
 	case spec == "-":
-		if s.stdinUsed {
-			return nil, fmt.Errorf("--%s -: standard input is already used by another secret; use env:VAR or file:PATH for one of them", flag)
-		}
-		s.stdinUsed = true
 		line, err := readLine(s.Stdin)
 		if err != nil {
 			return nil, fmt.Errorf("--%s -: cannot read a line from standard input: %v", flag, err)
@@ -118,20 +113,38 @@ func (e *missingError) Error() string {
 
 func (e *missingError) Unwrap() error { return ErrNoTerminal }
 
-// readLine reads one line without its line ending. EOF before any byte is an
-// error; EOF after some bytes ends the line.
+// readLine reads one line without its line ending, a byte at a time so
+// that the next secret read from the same input gets the next line. EOF
+// before any byte is an error; EOF after some bytes ends the line.
 func readLine(r io.Reader) ([]byte, error) {
-	br := bufio.NewReader(r)
-	line, err := br.ReadBytes('\n')
-	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty input")
+	var line []byte
+	var c [1]byte
+	for len(line) < maxLine {
+		n, err := r.Read(c[:])
+		if n == 1 {
+			if c[0] == '\n' {
+				return bytes.TrimRight(line, "\r"), nil
+			}
+			line = append(line, c[0])
+			continue
 		}
-		return nil, err
+		if errors.Is(err, io.EOF) {
+			if len(line) == 0 {
+				return nil, errors.New("no line to read (end of input)")
+			}
+			return bytes.TrimRight(line, "\r"), nil
+		}
+		if err != nil {
+			Wipe(line)
+			return nil, err
+		}
 	}
-	line = bytes.TrimRight(line, "\r\n")
-	return line, nil
+	Wipe(line)
+	return nil, fmt.Errorf("line longer than %d bytes", maxLine)
 }
+
+// maxLine bounds a secret read from a line.
+const maxLine = 4096
 
 // Wipe overwrites b with zeros.
 func Wipe(b []byte) {
