@@ -236,23 +236,13 @@ func (d *Device) cmdChallenge(c apdu.Command) ([]byte, uint16) {
 // end answers 6282 (6B00 for the built-on-read files).
 func (d *Device) cmdReadBinary(c apdu.Command) ([]byte, uint16) {
 	var fid uint16
-	var off int
 	if c.INS == 0xB1 {
 		if c.P1 == 0 && c.P2&0xE0 == 0 && c.P2&0x1F != 0 && c.P2&0x1F != 0x1F {
 			return nil, apdu.SWFileNotFound // short EF identifier: none exist
 		}
 		fid = uint16(c.P1)<<8 | uint16(c.P2)
-		if len(c.Data) < 2 || c.Data[0] != 0x54 || int(c.Data[1]) > len(c.Data)-2 {
-			return nil, apdu.SWWrongLength
-		}
-		for _, b := range c.Data[2 : 2+int(c.Data[1])] {
-			off = off<<8 | int(b)
-		}
-	} else {
-		if c.P1&0x80 != 0 {
-			return nil, apdu.SWFileNotFound
-		}
-		off = int(c.P1&0x7F)<<8 | int(c.P2)
+	} else if c.P1&0x80 != 0 {
+		return nil, apdu.SWFileNotFound
 	}
 	if fid == 0 {
 		if !d.sess.HasCur {
@@ -264,8 +254,21 @@ func (d *Device) cmdReadBinary(c apdu.Command) ([]byte, uint16) {
 	if !ok {
 		return nil, apdu.SWFileNotFound
 	}
+	off := int(c.P1&0x7F)<<8 | int(c.P2)
+	if c.INS == 0xB1 {
+		if len(c.Data) < 2 || c.Data[0] != 0x54 || int(c.Data[1]) > len(c.Data)-2 {
+			return nil, apdu.SWWrongLength
+		}
+		off = 0
+		for _, b := range c.Data[2 : 2+int(c.Data[1])] {
+			off = off<<8 | int(b)
+		}
+	}
 	if byte(fid>>8) == prefixKey {
 		return nil, apdu.SWSecurityStatus
+	}
+	if len(body) == 0 {
+		return nil, apdu.SWOK // a file without data reads empty at any offset
 	}
 	if off > len(body) {
 		if fid == fidDir || fid == fidTokenInfo {
@@ -273,7 +276,7 @@ func (d *Device) cmdReadBinary(c apdu.Command) ([]byte, uint16) {
 		}
 		return nil, apdu.SWWarningEOF
 	}
-	d.sess.CurFID, d.sess.HasCur = fid, true
+	// Reading does not select: the current EF stays (cmd_read_binary.c).
 	return append([]byte(nil), body[off:]...), apdu.SWOK
 }
 
@@ -326,7 +329,6 @@ func (d *Device) cmdUpdateBinary(c apdu.Command) uint16 {
 	case byte(fid>>8) == prefixKey:
 		return apdu.SWSecurityStatus
 	case fid == fidDir || fid == fidTokenInfo:
-		d.sess.CurFID, d.sess.HasCur = fid, true
 		return apdu.SWOK
 	}
 	k := fidKey(fid)
@@ -336,9 +338,11 @@ func (d *Device) cmdUpdateBinary(c apdu.Command) uint16 {
 		d.st.Order = append(d.st.Order, fid)
 		d.flashDirty = true
 	}
-	d.sess.CurFID, d.sess.HasCur = fid, true
 	switch {
 	case len(data) == 0 && off == 0:
+		// The "create" form selects the file (cmd_update_ef.c); a write
+		// does not change the current EF.
+		d.sess.CurFID, d.sess.HasCur = fid, true
 		return apdu.SWOK
 	case off == 0:
 		d.st.Files[k] = bytes.Clone(data)

@@ -18,7 +18,7 @@ import "github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 // the next successful VERIFY commits it (sc_hsm.c check_pin). A power cycle
 // in between loses the flag and leaves the plain DKEK in flash.
 func (d *Device) cmdImportDKEK(c apdu.Command) ([]byte, uint16) {
-	if len(c.Data) > 0 && !(c.P1 == 0 && c.P2 == 0) && !d.sess.UserAuth {
+	if len(c.Data) > 0 && !(c.P1 == 0 && c.P2 == 0) && !(d.sess.PINSession && d.sess.UserAuth) {
 		return nil, apdu.SWConditionsNotSatisfied
 	}
 	if c.P2 >= 16 {
@@ -35,18 +35,14 @@ func (d *Device) cmdImportDKEK(c apdu.Command) ([]byte, uint16) {
 	if 2*int(c.P2)+1 >= len(d.st.KeyDomains) {
 		return nil, apdu.SWWrongP1P2
 	}
-	total, cur := d.st.KeyDomains[2*c.P2], d.st.KeyDomains[2*c.P2+1]
-	if c.P2 != 0 {
-		return nil, apdu.SWReferenceNotFound
-	}
+	total, cur := d.st.KeyDomains[2*int(c.P2)], d.st.KeyDomains[2*int(c.P2)+1]
+	// Only domain 0 can hold a DKEK here: creating other domains (P1=01)
+	// is not simulated, so their pair stays FF FF (after tag 97).
 	if len(c.Data) > 0 {
-		if total == 0xFF && cur == 0xFF {
-			return nil, apdu.SWReferenceNotFound
-		}
 		if len(c.Data) < 32 {
 			return nil, apdu.SWWrongLength
 		}
-		if cur == total {
+		if cur == total || c.P2 != 0 {
 			return nil, apdu.SWCommandNotAllowed
 		}
 		acc := make([]byte, 32)
@@ -63,7 +59,7 @@ func (d *Device) cmdImportDKEK(c apdu.Command) ([]byte, uint16) {
 				d.st.RAM.PendingSaveDKEK = true
 			}
 		}
-		d.st.KeyDomains[1] = cur
+		d.st.KeyDomains[2*int(c.P2)+1] = cur
 		d.flashDirty = true
 	} else if total == 0xFF && cur == 0xFF {
 		return nil, apdu.SWReferenceNotFound

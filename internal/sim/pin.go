@@ -126,9 +126,6 @@ func (d *Device) cmdChangePIN(c apdu.Command) uint16 {
 	}
 	nv := bytes.Clone(c.Data[len(old):])
 	if so {
-		if len(nv) != 8 {
-			return apdu.SWWrongLength
-		}
 		d.st.SOPIN = nv
 	} else {
 		d.st.PIN = nv
