@@ -59,9 +59,11 @@ func TestE2EScripts(t *testing.T) {
 				Setup: func(env *testscript.Env) error {
 					env.Setenv("PCSCLITE_CSOCK_NAME", bed.Socket())
 					env.Setenv("STATE", state)
+					env.Setenv("VECTORS", vectorsDir)
 					return nil
 				},
 				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+					"kcv": scriptCmds["kcv"],
 					"bed": func(ts *testscript.TestScript, neg bool, args []string) {
 						if neg || len(args) != 1 {
 							ts.Fatalf("usage: bed remove-card|insert-card|stop-pcscd")

@@ -14,6 +14,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 )
 
 func main() {
@@ -60,6 +62,7 @@ type globals struct {
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
+	src     *secret.Source
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -70,7 +73,12 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Long: `pico-hsm-tool manages a Pico HSM (or any SmartCard-HSM) over PC/SC.
 
 With no command it prints the device status, like sc-hsm-tool with no action.
-Use --reader sim:PATH to rehearse on a simulated device whose state lives in PATH.`,
+Use --reader sim:PATH to rehearse on a simulated device whose state lives in PATH.
+
+sc-hsm-tool's options are accepted too, so that scripts can call pico-hsm-tool
+in its place: --initialize, --create-dkek-share FILE and --import-dkek-share FILE
+with --so-pin, --pin, --pin-retry, --dkek-shares, --password,
+--pwd-shares-threshold, --pwd-shares-total, --label and --force.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -84,8 +92,14 @@ Use --reader sim:PATH to rehearse on a simulated device whose state lives in PAT
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print the APDU trace to stderr (secrets masked)")
 
 	status := newStatusCmd(g)
-	root.RunE = status.RunE
-	root.Flags().AddFlagSet(status.Flags())
-	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newSimCmd(g))
+	legacy := &legacyFlags{}
+	legacy.register(root)
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if ok, err := legacy.run(g, cmd); ok {
+			return err
+		}
+		return runStatus(g, legacy.json, cmd.Flags().Changed("pin"), legacy.pin)
+	}
+	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newCreateShareCmd(g), newImportShareCmd(g), newShareToolsCmd(g), newSimCmd(g))
 	return root
 }

@@ -22,10 +22,14 @@ func (g *globals) open() (*device.Conn, error) {
 	return device.Open(o)
 }
 
+// secrets is the one source of secrets of this run: "-" reads successive
+// lines of stdin, in the order the options are read.
 func (g *globals) secrets() *secret.Source {
-	s := secret.Default()
-	s.Stdin = g.stdin
-	return s
+	if g.src == nil {
+		g.src = secret.Default()
+		g.src.Stdin = g.stdin
+	}
+	return g.src
 }
 
 // note prints an informational line to stderr.

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
@@ -23,43 +20,45 @@ verified in the same session: without --pin the value reads as zeros, as it
 does in sc-hsm-tool. Give --pin to read the real one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var pinBytes []byte
-			if cmd.Flags().Changed("pin") {
-				var err error
-				if pinBytes, err = g.secrets().Get("pin", pin, "Enter user PIN: "); err != nil {
-					return err
-				}
-				defer secret.Wipe(pinBytes)
-			}
-			conn, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			var st *hsm.Status
-			err = conn.Transaction(func() error {
-				st, err = conn.ReadStatus(pinBytes)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				e := json.NewEncoder(g.stdout)
-				e.SetIndent("", "  ")
-				return e.Encode(struct {
-					Reader string `json:"reader"`
-					*hsm.Status
-				}{conn.Reader, st})
-			}
-			st.WriteText(g.stdout)
-			if st.KCV != "" && !st.KCVVerified {
-				fmt.Fprintln(g.stderr, "pico-hsm-tool: note: a Pico HSM shows the DKEK key check value only after user PIN verification; add --pin to see the real value")
-			}
-			return nil
+			return runStatus(g, asJSON, cmd.Flags().Changed("pin"), pin)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	cmd.Flags().StringVar(&pin, "pin", "", "user `PIN` (or env:VAR, file:PATH, -), verified first so that the real DKEK key check value is shown")
 	return cmd
+}
+
+func runStatus(g *globals, asJSON, pinGiven bool, pinSpec string) error {
+	var pin []byte
+	if pinGiven {
+		var err error
+		if pin, err = g.secrets().Get("pin", pinSpec, "Enter user PIN: "); err != nil {
+			return err
+		}
+		defer secret.Wipe(pin)
+	}
+	conn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var st *hsm.Status
+	err = conn.Transaction(func() error {
+		st, err = conn.ReadStatus(pin)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(g, struct {
+			Reader string `json:"reader"`
+			*hsm.Status
+		}{conn.Reader, st})
+	}
+	st.WriteText(g.stdout)
+	if st.KCV != "" && !st.KCVVerified {
+		g.note("note: a Pico HSM shows the DKEK key check value only after user PIN verification; add --pin to see the real value")
+	}
+	return nil
 }

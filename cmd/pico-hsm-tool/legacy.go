@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// legacyFlags are sc-hsm-tool's options (OpenSC src/tools/sc-hsm-tool.c,
+// options[]), accepted on the bare command so that existing scripts work
+// with pico-hsm-tool in place of sc-hsm-tool:
+//
+//	pico-hsm-tool --initialize --so-pin … --pin … --dkek-shares 3
+//	pico-hsm-tool --create-dkek-share f.pbe --password …
+//	pico-hsm-tool --import-dkek-share f.pbe --password …
+//
+// Each action maps onto its subcommand and prints the same result lines.
+type legacyFlags struct {
+	initialize    bool
+	createShare   string
+	importShare   string
+	soPIN, pin    string
+	password      string
+	pwdThreshold  int
+	pwdTotal      int
+	force         bool
+	json          bool
+	init          initFlags
+	pwdSharesOut  string
+	pwdSharesFile []string
+}
+
+func (l *legacyFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVarP(&l.initialize, "initialize", "X", false, "sc-hsm-tool compatible: initialize the device (see the initialize command)")
+	fl.StringVarP(&l.createShare, "create-dkek-share", "C", "", "sc-hsm-tool compatible: create a DKEK share `FILE` (see create-dkek-share)")
+	fl.StringVarP(&l.importShare, "import-dkek-share", "I", "", "sc-hsm-tool compatible: import a DKEK share `FILE` (see import-dkek-share)")
+	fl.StringVar(&l.soPIN, "so-pin", "", "SO-PIN for --initialize (or env:VAR, file:PATH, -)")
+	fl.StringVar(&l.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -); with no action, verified to show the real DKEK key check value")
+	fl.StringVar(&l.password, "password", "", "DKEK share password (or env:VAR, file:PATH, -)")
+	fl.IntVar(&l.pwdThreshold, "pwd-shares-threshold", 0, "n-of-m password shares: threshold")
+	fl.IntVar(&l.pwdTotal, "pwd-shares-total", 0, "n-of-m password shares: total (or, for import, custodians presenting)")
+	fl.StringVar(&l.pwdSharesOut, "pwd-shares-out", "", "without a terminal, where new password shares go: a directory, or -")
+	fl.StringArrayVar(&l.pwdSharesFile, "pwd-shares-file", nil, "password shares for --import-dkek-share")
+	fl.BoolVarP(&l.force, "force", "f", false, "replace existing files")
+	fl.BoolVar(&l.json, "json", false, "with no action: print the status as JSON")
+	l.init.register(cmd, true)
+	// Keep the main help about the subcommands: the legacy options work
+	// but are documented under the subcommands they map onto.
+	fl.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "json" && f.Name != "pin" {
+			f.Hidden = true
+		}
+	})
+}
+
+// run dispatches a legacy action; ok is false when none was given.
+func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
+	actions := 0
+	for _, set := range []bool{l.initialize, l.createShare != "", l.importShare != ""} {
+		if set {
+			actions++
+		}
+	}
+	if actions == 0 {
+		return false, nil
+	}
+	if actions > 1 {
+		return true, errors.New("give one of --initialize, --create-dkek-share and --import-dkek-share at a time")
+	}
+	changed := cmd.Flags().Changed
+	switch {
+	case l.initialize:
+		return true, runInitialize(g, &l.init, l.soPIN, l.pin)
+	case l.createShare != "":
+		n := &nofmFlags{threshold: l.pwdThreshold, total: l.pwdTotal, out: l.pwdSharesOut}
+		return true, runCreateShare(g, l.createShare, l.password, n, l.force)
+	default:
+		f := &importFlags{nofm: nofmFlags{total: l.pwdTotal, files: l.pwdSharesFile}}
+		if changed("password") {
+			f.passwords = []string{l.password}
+		}
+		f.pin, f.lastTry = l.pin, l.init.lastTry
+		return true, runImportShares(g, []string{l.importShare}, f, changed("pin"))
+	}
+}

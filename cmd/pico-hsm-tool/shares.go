@@ -1,0 +1,578 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ceremony"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/custodian"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/dkekshare"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/shamir"
+)
+
+// progress returns a progress indicator for the key derivation: a
+// percentage on stderr when stderr is a terminal, nothing otherwise.
+func (g *globals) progress() func(done, total int) {
+	f, ok := g.stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(done, total int) {
+		if done >= total {
+			fmt.Fprint(f, "\r\x1b[K")
+			return
+		}
+		fmt.Fprintf(f, "\rderiving the key from the password: %3d%%", done*100/total)
+	}
+}
+
+// nofmFlags are the n-of-m password share options.
+type nofmFlags struct {
+	threshold, total int
+	out              string
+	files            []string
+	shares           []string
+}
+
+// sharesGiven reports whether password shares were given for import.
+func (n *nofmFlags) sharesGiven() bool {
+	return n.total > 0 || len(n.files) > 0 || len(n.shares) > 0
+}
+
+// splitPassword makes a random n-of-m password and hands the shares to the
+// custodians: on the terminal, one screen each; without a terminal, to
+// --pwd-shares-out (a directory, one 0600 file per custodian, or - for
+// stdout).
+//
+// It returns the password and the files it wrote, which the caller removes
+// if the share file then cannot be written: they would protect nothing.
+func (g *globals) splitPassword(n *nofmFlags, shareFile string) ([]byte, []string, error) {
+	if n.threshold == 0 || n.total == 0 {
+		return nil, nil, errors.New("give both --pwd-shares-threshold and --pwd-shares-total")
+	}
+	if err := shamir.CheckParams(n.threshold, n.total); err != nil {
+		return nil, nil, err
+	}
+	sharePath := func(id int) string {
+		return filepath.Join(n.out, fmt.Sprintf("%s.share-%d-of-%d.txt", filepath.Base(shareFile), id, n.total))
+	}
+	src := g.secrets()
+	var tty secret.Terminal
+	if n.out == "" {
+		t, err := src.TTY()
+		if err != nil {
+			return nil, nil, errors.New("no terminal to show the password shares on: give --pwd-shares-out DIR (one file per custodian) or --pwd-shares-out - (standard output)")
+		}
+		tty = t
+		defer t.Close()
+	}
+	if n.out != "" && n.out != "-" {
+		if fi, err := os.Stat(n.out); err != nil || !fi.IsDir() {
+			return nil, nil, fmt.Errorf("--pwd-shares-out %s: not a directory", n.out)
+		}
+		for id := 1; id <= n.total; id++ {
+			if _, err := os.Lstat(sharePath(id)); err == nil {
+				return nil, nil, fmt.Errorf("%s: %w: password shares are never replaced; choose another directory or share file name", sharePath(id), atomicfile.ErrExists)
+			}
+		}
+	}
+	pw, set, err := shamir.Split(rand.Reader, n.threshold, n.total)
+	if err != nil {
+		return nil, nil, err
+	}
+	var written []string
+	switch {
+	case tty != nil:
+		err = custodian.ShowShares(tty, set, n.threshold)
+	case n.out == "-":
+		err = set.Format(g.stdout)
+	default:
+		for _, sh := range set.Shares {
+			one, _ := set.Single(sh.ID)
+			var b strings.Builder
+			one.Format(&b)
+			if err = atomicfile.Write(sharePath(sh.ID), []byte(b.String()), 0o600, false); err != nil {
+				break
+			}
+			written = append(written, sharePath(sh.ID))
+		}
+	}
+	if err != nil {
+		secret.Wipe(pw)
+		removeAll(written)
+		return nil, nil, err
+	}
+	return pw, written, nil
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}
+
+// combinePassword rebuilds an n-of-m password from --pwd-shares-file
+// (every file given, merged: each custodian may hand in their own),
+// --pwd-share, or the custodians at the terminal.
+func (g *globals) combinePassword(n *nofmFlags, path string) ([]byte, error) {
+	var text []string
+	for _, name := range n.files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("--pwd-shares-file %s: %w", name, errors.Unwrap(err))
+		}
+		text = append(text, string(b))
+	}
+	text = append(text, n.shares...)
+	var set *shamir.Set
+	if len(text) > 0 {
+		var err error
+		if set, err = shamir.ParseSet(strings.NewReader(strings.Join(text, "\n"))); err != nil {
+			return nil, fmt.Errorf("password shares for %s: %w", path, err)
+		}
+	} else {
+		if n.total == 0 {
+			return nil, fmt.Errorf("%s: give its password shares with --pwd-shares-file or --pwd-share", path)
+		}
+		t, err := g.secrets().TTY()
+		if err != nil {
+			return nil, fmt.Errorf("%s: no terminal for the custodians: give the password shares with --pwd-shares-file PATH or --pwd-share PRIME/ID/VALUE", path)
+		}
+		defer t.Close()
+		if set, err = custodian.AskShares(t, n.total); err != nil {
+			return nil, err
+		}
+	}
+	if n.total > 0 && len(set.Shares) != n.total {
+		return nil, fmt.Errorf("%s: %d password shares given, --pwd-shares-total says %d", path, len(set.Shares), n.total)
+	}
+	return shamir.Combine(set)
+}
+
+// passwordFor returns the password of the i-th of count share files:
+// --password values go to the files in order; password shares, if given,
+// belong to the one file after them; the rest are prompted for.
+func (g *globals) passwordFor(i, count int, path string, passwords []string, n *nofmFlags) (pw []byte, nofm bool, err error) {
+	src := g.secrets()
+	switch {
+	case i < len(passwords):
+		pw, err = src.Get("password", passwords[i], "")
+		return pw, false, err
+	case n.sharesGiven():
+		if count-len(passwords) > 1 {
+			return nil, false, errors.New("password shares can rebuild the password of one file per run: give --password for the others, or import the n-of-m file on its own")
+		}
+		pw, err = g.combinePassword(n, path)
+		return pw, true, err
+	}
+	pw, err = src.Prompt("password", fmt.Sprintf("Enter password to decrypt DKEK share %s : ", path))
+	return pw, false, err
+}
+
+func newCreateShareCmd(g *globals) *cobra.Command {
+	var password string
+	var force bool
+	n := &nofmFlags{}
+	cmd := &cobra.Command{
+		Use:   "create-dkek-share FILE",
+		Short: "Create a password-protected DKEK share file (.pbe), without a device",
+		Long: `Create a new random DKEK share and save it encrypted under a password, in
+sc-hsm-tool's format. It needs no device: the share and the salt come from this
+machine's random source, so custodians can work on an air-gapped machine.
+
+The password can be split n-of-m among custodians with --pwd-shares-threshold
+and --pwd-shares-total; each custodian then sees one screen with the prime,
+their share ID and value. Without a terminal, --pwd-shares-out writes one
+file per custodian (or standard output with -).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCreateShare(g, args[0], password, n, force)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&password, "password", "", "share password (or env:VAR, file:PATH, -); prompted twice when omitted")
+	fl.IntVar(&n.threshold, "pwd-shares-threshold", 0, "split a random password: shares needed to rebuild it")
+	fl.IntVar(&n.total, "pwd-shares-total", 0, "split a random password: number of shares")
+	fl.StringVar(&n.out, "pwd-shares-out", "", "without a terminal, where the password shares go: a directory, or - for standard output")
+	fl.BoolVarP(&force, "force", "f", false, "replace FILE if it exists")
+	return cmd
+}
+
+func runCreateShare(g *globals, path, pwSpec string, n *nofmFlags, force bool) error {
+	if !force {
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("%s: %w: choose another name, or add --force to replace it", path, atomicfile.ErrExists)
+		}
+	}
+	var pw []byte
+	var written []string
+	var err error
+	switch {
+	case n.threshold > 0 || n.total > 0:
+		if pwSpec != "" {
+			return errors.New("--password and --pwd-shares-* exclude each other: the n-of-m password is random")
+		}
+		pw, written, err = g.splitPassword(n, path)
+	case pwSpec == "":
+		pw, err = g.secrets().NewSecret("password", "Enter password to encrypt DKEK share : ", "Please retype password to confirm : ", ceremony.MinPasswordLength)
+	default:
+		if pw, err = g.secrets().Get("password", pwSpec, ""); err == nil {
+			err = ceremony.CheckNewPassword(pw)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer secret.Wipe(pw)
+	fmt.Fprintln(g.stdout, "Enciphering DKEK share, please wait...")
+	if err := ceremony.CreateShare(path, pw, force, g.progress()); err != nil {
+		removeAll(written)
+		return err
+	}
+	fmt.Fprintf(g.stdout, "DKEK share created and saved to %s\n", path)
+	return nil
+}
+
+// importFlags are import-dkek-share's options.
+type importFlags struct {
+	passwords []string
+	pin       string
+	lastTry   bool
+	nofm      nofmFlags
+}
+
+func newImportShareCmd(g *globals) *cobra.Command {
+	f := &importFlags{}
+	cmd := &cobra.Command{
+		Use:   "import-dkek-share FILE...",
+		Short: "Import DKEK share files into the device, and commit the DKEK",
+		Long: `Import one or more DKEK share files, in order. Each custodian types their
+password in turn (or give --password once per file, or password shares for an
+n-of-m file). Every file is decrypted before the first share goes to the device.
+
+After each share this prints sc-hsm-tool's lines. The Pico HSM keeps the
+complete DKEK unprotected until the next user-PIN verification, and loses it if
+unplugged before: give --pin (verified before the first import) so that the
+DKEK is committed, and its real key check value shown, before this exits.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImportShares(g, args, f, cmd.Flags().Changed("pin"))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.passwords, "password", nil, "password of the next FILE (or env:VAR, file:PATH, -); repeat for each file")
+	fl.IntVar(&f.nofm.total, "pwd-shares-total", 0, "the files' passwords are n-of-m shares: number of custodians who present theirs")
+	fl.StringArrayVar(&f.nofm.files, "pwd-shares-file", nil, "password shares, in sc-hsm-tool's Prime/Share ID/Share value lines or PRIME/ID/VALUE lines; repeat for each custodian's file")
+	fl.StringArrayVar(&f.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE (ID in decimal); repeat for each custodian")
+	fl.StringVar(&f.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -): commits the DKEK and shows its real key check value")
+	fl.BoolVar(&f.lastTry, "last-try", false, "allow using a PIN that has only one try left")
+	return cmd
+}
+
+func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) error {
+	if len(f.passwords) > len(paths) {
+		return fmt.Errorf("%d --password given for %d file(s)", len(f.passwords), len(paths))
+	}
+	files := make([][]byte, len(paths))
+	for i, p := range paths {
+		b, err := ceremony.ReadShareFile(p)
+		if err != nil {
+			return err
+		}
+		files[i] = b
+	}
+	src := g.secrets()
+	var pin []byte
+	if pinGiven {
+		var err error
+		if pin, err = src.Get("pin", f.pin, "Enter user PIN: "); err != nil {
+			return err
+		}
+		defer secret.Wipe(pin)
+	}
+	shares := make([][]byte, len(paths))
+	defer func() {
+		for _, s := range shares {
+			secret.Wipe(s)
+		}
+	}()
+	for i, p := range paths {
+		pw, nofm, err := g.passwordFor(i, len(paths), p, f.passwords, &f.nofm)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(g.stdout, "Deciphering DKEK share, please wait...")
+		shares[i], err = ceremony.OpenShare(p, files[i], pw, g.progress())
+		secret.Wipe(pw)
+		if err != nil {
+			return nofmErr(nofm, p, err)
+		}
+	}
+	conn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	o := ceremony.ImportOptions{Shares: shares, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+		Warn: func(format string, args ...any) { g.note(format, args...) }}
+	if pin == nil {
+		if t, err := src.TTY(); err == nil {
+			t.Close()
+			o.AskPIN = func() ([]byte, error) {
+				return src.Prompt("pin", "All shares are imported. Enter the user PIN to commit the DKEK: ")
+			}
+		}
+	}
+	_, err = ceremony.ImportShares(conn, o)
+	if errors.Is(err, ceremony.ErrNotCommitted) {
+		return nil // imported, as sc-hsm-tool would; the warning is printed
+	}
+	return err
+}
+
+func newShareToolsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dkek-share",
+		Short: "Offline tools for DKEK share files: inspect, kcv, reshare (no device)",
+	}
+	cmd.AddCommand(newShareInspectCmd(g), newShareKCVCmd(g), newReshareCmd(g))
+	return cmd
+}
+
+func newShareInspectCmd(g *globals) *cobra.Command {
+	var password string
+	var asJSON bool
+	n := &nofmFlags{}
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Check a share file's format; with its password, also print the share's own check value",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			file, err := ceremony.ReadShareFile(path)
+			if err != nil {
+				return err
+			}
+			salt, _ := dkekshare.Check(file)
+			info := struct {
+				File       string `json:"file"`
+				Format     string `json:"format"`
+				Salt       string `json:"salt"`
+				Iterations int    `json:"iterations"`
+				ShareKCV   string `json:"share_kcv,omitempty"`
+			}{path, "sc-hsm-tool DKEK share: OpenSSL salted AES-256-CBC, EVP_BytesToKey MD5", fmt.Sprintf("%X", salt), dkekshare.Iterations, ""}
+			var pw []byte
+			switch {
+			case cmd.Flags().Changed("password"):
+				pw, err = g.secrets().Get("password", password, "Enter password to decrypt DKEK share : ")
+			case n.sharesGiven():
+				pw, err = g.combinePassword(n, path)
+			}
+			if err != nil {
+				return err
+			}
+			if pw != nil {
+				share, err := ceremony.OpenShare(path, file, pw, g.progress())
+				secret.Wipe(pw)
+				if err != nil {
+					return err
+				}
+				info.ShareKCV = ceremony.ShareKCV(share)
+				secret.Wipe(share)
+			}
+			if asJSON {
+				return writeJSON(g, info)
+			}
+			fmt.Fprintf(g.stdout, "File                 : %s\nFormat               : %s, %d iterations\nSalt                 : %s\n", info.File, info.Format, info.Iterations, info.Salt)
+			if info.ShareKCV != "" {
+				fmt.Fprintf(g.stdout, "Share check value    : %s\n", info.ShareKCV)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&password, "password", "", "password (or env:VAR, file:PATH, -): decrypt and print the share's check value")
+	cmd.Flags().IntVar(&n.total, "pwd-shares-total", 0, "the password is n-of-m shared: number of custodians")
+	cmd.Flags().StringArrayVar(&n.files, "pwd-shares-file", nil, "password shares file")
+	cmd.Flags().StringArrayVar(&n.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func newShareKCVCmd(g *globals) *cobra.Command {
+	f := &importFlags{}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "kcv FILE...",
+		Short: "Print the key check value of the DKEK the share files make together (XOR), without a device",
+		Long: `Decrypt every share file and print the key check value of the DKEK they make:
+the XOR of the shares, SHA-256, first 8 bytes. Compare it with
+'pico-hsm-tool status --pin' before and after a ceremony: the device holds exactly
+these shares when the two agree.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			shares, err := g.decryptAll(args, f)
+			defer func() {
+				for _, s := range shares {
+					secret.Wipe(s)
+				}
+			}()
+			if err != nil {
+				return err
+			}
+			kcv := ceremony.CombinedKCV(shares)
+			if asJSON {
+				return writeJSON(g, struct {
+					Files []string `json:"files"`
+					KCV   string   `json:"kcv"`
+				}{args, kcv})
+			}
+			fmt.Fprintf(g.stdout, "DKEK shares          : %d\nDKEK key check value : %s\n", len(args), kcv)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.passwords, "password", nil, "password of the next FILE (or env:VAR, file:PATH, -); repeat for each file")
+	fl.IntVar(&f.nofm.total, "pwd-shares-total", 0, "the files' passwords are n-of-m shares: number of custodians")
+	fl.StringArrayVar(&f.nofm.files, "pwd-shares-file", nil, "password shares of the next n-of-m FILE")
+	fl.StringArrayVar(&f.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE")
+	fl.BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+// decryptAll decrypts share files with passwords or password shares, as
+// import-dkek-share takes them.
+func (g *globals) decryptAll(paths []string, f *importFlags) ([][]byte, error) {
+	if len(f.passwords) > len(paths) {
+		return nil, fmt.Errorf("%d --password given for %d file(s)", len(f.passwords), len(paths))
+	}
+	files := make([][]byte, len(paths))
+	for i, p := range paths {
+		b, err := ceremony.ReadShareFile(p)
+		if err != nil {
+			return nil, err
+		}
+		files[i] = b
+	}
+	var shares [][]byte
+	for i, p := range paths {
+		pw, nofm, err := g.passwordFor(i, len(paths), p, f.passwords, &f.nofm)
+		if err != nil {
+			return shares, err
+		}
+		s, err := ceremony.OpenShare(p, files[i], pw, g.progress())
+		secret.Wipe(pw)
+		if err != nil {
+			return shares, nofmErr(nofm, p, err)
+		}
+		shares = append(shares, s)
+	}
+	return shares, nil
+}
+
+func newReshareCmd(g *globals) *cobra.Command {
+	var password, newPassword, out string
+	var force bool
+	n := &nofmFlags{}
+	old := &nofmFlags{}
+	cmd := &cobra.Command{
+		Use:   "reshare FILE --out NEWFILE",
+		Short: "Re-encrypt a share under a new password or a new n-of-m split (custodian rotation), without a device",
+		Long: `Decrypt a share file with its current password (or password shares) and save the
+same share under a new password, or under a new random password split n-of-m.
+The new file is decrypted once more before it is written, and the DKEK does not
+change: the device needs nothing.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			if out == "" {
+				return errors.New("--out is required: the new share file (use --out " + path + " --force to replace the old one)")
+			}
+			file, err := ceremony.ReadShareFile(path)
+			if err != nil {
+				return err
+			}
+			if !force {
+				if _, err := os.Lstat(out); err == nil {
+					return fmt.Errorf("%s: %w: choose another name, or add --force to replace it", out, atomicfile.ErrExists)
+				}
+			}
+			src := g.secrets()
+			var oldPW []byte
+			if old.sharesGiven() {
+				oldPW, err = g.combinePassword(old, path)
+			} else {
+				oldPW, err = src.Get("password", password, "Enter the current password of "+path+" : ")
+			}
+			if err != nil {
+				return err
+			}
+			defer secret.Wipe(oldPW)
+			if _, err := ceremony.OpenShare(path, file, oldPW, g.progress()); err != nil {
+				return err
+			}
+			var newPW []byte
+			switch {
+			case n.threshold > 0 || n.total > 0:
+				var written []string
+				newPW, written, err = g.splitPassword(n, out)
+				defer func() {
+					if err != nil {
+						removeAll(written)
+					}
+				}()
+			case newPassword == "":
+				newPW, err = src.NewSecret("new-password", "Enter the new password : ", "Please retype the new password : ", ceremony.MinPasswordLength)
+			default:
+				if newPW, err = src.Get("new-password", newPassword, ""); err == nil {
+					err = ceremony.CheckNewPassword(newPW)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			defer secret.Wipe(newPW)
+			fmt.Fprintln(g.stdout, "Enciphering DKEK share, please wait...")
+			if err = ceremony.Reshare(file, oldPW, newPW, out, force, g.progress()); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "DKEK share re-encrypted and saved to %s\n", out)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&password, "password", "", "current password (or env:VAR, file:PATH, -)")
+	fl.IntVar(&old.total, "pwd-shares-total", 0, "the current password is n-of-m shared: number of custodians")
+	fl.StringArrayVar(&old.files, "pwd-shares-file", nil, "the current password's shares")
+	fl.StringArrayVar(&old.shares, "pwd-share", nil, "one share of the current password PRIME/ID/VALUE")
+	fl.StringVar(&newPassword, "new-password", "", "new password (or env:VAR, file:PATH, -); prompted twice when omitted")
+	fl.IntVar(&n.threshold, "new-pwd-shares-threshold", 0, "split a new random password: shares needed")
+	fl.IntVar(&n.total, "new-pwd-shares-total", 0, "split a new random password: number of shares")
+	fl.StringVar(&n.out, "pwd-shares-out", "", "without a terminal, where the new password shares go: a directory, or -")
+	fl.StringVar(&out, "out", "", "the new share file")
+	fl.BoolVarP(&force, "force", "f", false, "replace --out if it exists")
+	return cmd
+}
+
+// nofmErr explains a wrong password rebuilt from password shares.
+func nofmErr(nofm bool, path string, err error) error {
+	if nofm && errors.Is(err, dkekshare.ErrWrongPassword) {
+		return fmt.Errorf("%s: the password shares do not rebuild this file's password: check the prime, each share ID (decimal, as shown at creation) and value, and that the shares belong to this file", path)
+	}
+	return err
+}
+
+func writeJSON(g *globals, v any) error {
+	e := json.NewEncoder(g.stdout)
+	e.SetIndent("", "  ")
+	return e.Encode(v)
+}
