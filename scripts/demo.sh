@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Rehearse on the built-in simulated Pico HSM: no hardware, no pcscd.
-# Usage: scripts/demo.sh [path/to/pico-hsm-tool]
+# Rehearse a DKEK key ceremony on the built-in simulated Pico HSM: no
+# hardware, no pcscd. Usage: scripts/demo.sh [path/to/pico-hsm-tool]
+# The passwords and PINs here are demo values: never use them for real.
 set -euo pipefail
-tool=${1:-bin/pico-hsm-tool}
+tool=$(realpath "${1:-bin/pico-hsm-tool}")
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+cd "$dir"
 dev="sim:$dir/device.json"
+export SO_PIN=3537363231383830 HSM_PIN=648219
 
-step() { printf '\n$ %s\n' "$*"; "$@"; }
+step() { printf '\n$ %s\n' "$*" | sed "s|$tool|pico-hsm-tool|; s|$dir/||g"; "$@"; }
 
-echo "Rehearsal on a simulated Pico HSM (state in $dir/device.json)"
+echo "Rehearsal of a 2-custodian DKEK ceremony on a simulated Pico HSM (in $dir)."
+echo "Each share file costs one 10,000,000-iteration key derivation (a few seconds)."
 step "$tool" --reader "$dev" status
-step "$tool" --reader "$dev" status --json
+step "$tool" --reader "$dev" initialize --so-pin env:SO_PIN --pin env:HSM_PIN --dkek-shares 2
+step "$tool" --reader "$dev" status
+step "$tool" create-dkek-share custodian-1.pbe --password demo-password-one
+step "$tool" create-dkek-share custodian-2.pbe --password demo-password-two
+step "$tool" dkek-share kcv custodian-1.pbe custodian-2.pbe --password demo-password-one --password demo-password-two
+step "$tool" --reader "$dev" import-dkek-share custodian-1.pbe custodian-2.pbe \
+	--password demo-password-one --password demo-password-two --pin env:HSM_PIN
+step "$tool" --reader "$dev" status --pin env:HSM_PIN --json
 echo
-echo "Done. The simulated device answers as the Pico HSM firmware v6.6 does."
+echo "The device's DKEK key check value equals the one computed from the share files."

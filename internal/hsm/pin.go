@@ -11,22 +11,22 @@ import (
 // (ISO 7816-4 section 11.5.6; pico-hsm cmd_verify.c).
 type PINState struct {
 	// Verified is true when the PIN is already verified in this session (9000).
-	Verified bool
+	Verified bool `json:"verified"`
 	// TriesLeft is the retry counter from 63Cx, or -1 when not reported.
-	TriesLeft int
+	TriesLeft int `json:"tries_left"`
 	// Blocked is true on 6983 or 63C0.
-	Blocked bool
+	Blocked bool `json:"blocked"`
 	// NotInitialized is true when the device has never been initialized
 	// (6A88 for the SO-PIN, transcripts/00-status-factory.txt [4]).
-	NotInitialized bool
+	NotInitialized bool `json:"not_initialized,omitempty"`
 	// TransportPIN is true when the PIN is a transport PIN that must be
 	// changed first (6984, sc-hsm-tool.c print_info).
-	TransportPIN bool
+	TransportPIN bool `json:"transport_pin,omitempty"`
 	// PublicKeyAuth is true when public key authentication replaces the
 	// PIN (6400, sc-hsm-tool.c print_info).
-	PublicKeyAuth bool
-	// SW is the raw status word, kept for --json and diagnostics.
-	SW uint16
+	PublicKeyAuth bool `json:"public_key_auth,omitempty"`
+	// SW is the raw status word, kept for diagnostics.
+	SW uint16 `json:"-"`
 }
 
 // PINStatus queries a PIN's state with VERIFY without data. It never uses
