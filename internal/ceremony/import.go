@@ -75,19 +75,20 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
 		}
-		st, err := conn.DKEKStatus()
-		if err != nil {
-			return err
+		// One share is checked by the device itself (6986, 6B00), which
+		// saves an APDU; several are checked before the first goes in.
+		var st hsm.DKEKStatus
+		allHere := false
+		if len(o.Shares) > 1 || o.PIN != nil {
+			var err error
+			if st, err = conn.DKEKStatus(); err != nil {
+				return err
+			}
+			if err := checkOutstanding(st, len(o.Shares)); err != nil {
+				return err
+			}
+			allHere = st.Outstanding == st.Shares && len(o.Shares) == st.Shares
 		}
-		switch {
-		case st.Shares == 0:
-			return fmt.Errorf("%w: this device was initialized without DKEK shares", hsm.ErrNoDKEK)
-		case st.Outstanding == 0:
-			return fmt.Errorf("%w (%d of %d imported)", hsm.ErrAllSharesImported, st.Shares, st.Shares)
-		case len(o.Shares) > st.Outstanding:
-			return fmt.Errorf("the device expects %d more DKEK share(s), but %d were given: nothing was imported", st.Outstanding, len(o.Shares))
-		}
-		allHere := st.Outstanding == st.Shares && len(o.Shares) == st.Shares
 		pinSession := false
 		if o.PIN != nil {
 			if err := verifyUser(conn, o.PIN, o.AllowLastTry); err != nil {
@@ -96,7 +97,17 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			pinSession = true
 		}
 		for _, s := range o.Shares {
+			var err error
 			st, err = conn.ImportDKEKShare(s)
+			if errors.Is(err, hsm.ErrAllSharesImported) {
+				// Say which: no shares configured, or all of them in.
+				if st2, err2 := conn.DKEKStatus(); err2 == nil {
+					if cerr := checkOutstanding(st2, 1); cerr != nil {
+						return cerr
+					}
+				}
+				return err
+			}
 			if err != nil {
 				return err
 			}
@@ -149,6 +160,19 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		return res, ErrNotCommitted
 	}
 	return res, nil
+}
+
+// checkOutstanding refuses shares the device does not expect.
+func checkOutstanding(st hsm.DKEKStatus, n int) error {
+	switch {
+	case st.Shares == 0:
+		return fmt.Errorf("%w: this device was initialized without DKEK shares", hsm.ErrNoDKEK)
+	case st.Outstanding == 0:
+		return fmt.Errorf("%w (%d of %d imported)", hsm.ErrAllSharesImported, st.Shares, st.Shares)
+	case n > st.Outstanding:
+		return fmt.Errorf("the device expects %d more DKEK share(s), but %d were given: nothing was imported", st.Outstanding, n)
+	}
+	return nil
 }
 
 // printDKEK prints sc-hsm-tool.c print_dkek_info's lines.

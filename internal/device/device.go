@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/pcsc"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/sim"
@@ -57,30 +56,42 @@ func Open(o Options) (*Conn, error) {
 			return nil, err
 		}
 		d.PowerOn()
-		return &Conn{Device: hsm.New(d, o.Trace), Reader: o.Reader, ATR: d.ATR(), Sim: d}, nil
+		conn := &Conn{Device: hsm.New(d, o.Trace), Reader: o.Reader, ATR: d.ATR(), Sim: d}
+		info, err := conn.SelectApplication()
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		conn.Selected(info)
+		return conn, nil
 	}
 	ctx, err := pcsc.Establish()
 	if err != nil {
 		return nil, err
+	}
+	// The probe's SELECT is the session's first APDU: its answer is kept,
+	// so that the operation does not send it again.
+	var probed hsm.Info
+	probe := func(c *pcsc.Card) bool {
+		info, err := hsm.New(c, o.Trace).SelectApplication()
+		probed = info
+		return err == nil
 	}
 	card, name, err := pcsc.Choose(ctx, o.Reader, o.Wait, probe)
 	if err != nil {
 		ctx.Release()
 		return nil, err
 	}
-	return &Conn{Device: hsm.New(card, o.Trace), Reader: name, ATR: card.ATR(), card: card, ctx: ctx}, nil
+	conn := &Conn{Device: hsm.New(card, o.Trace), Reader: name, ATR: card.ATR(), card: card, ctx: ctx}
+	conn.Selected(probed)
+	return conn, nil
 }
 
 // probe tells a SmartCard-HSM from other cards: it answers SELECT of the
-// application with 9000 (or 61xx when the reader runs T=0).
+// application with its FCP (9000, or 61xx when the reader runs T=0).
 func probe(c *pcsc.Card) bool {
-	raw, _ := apdu.Command{INS: 0xA4, P1: 0x04, Data: hsm.AID, Ne: 256}.Encode()
-	resp, err := c.Transmit(raw)
-	if err != nil {
-		return false
-	}
-	r, err := apdu.ParseResponse(resp)
-	return err == nil && (r.SW == apdu.SWOK || r.SW&0xFF00 == apdu.SWBytesRemaining)
+	_, err := hsm.New(c, nil).SelectApplication()
+	return err == nil
 }
 
 // Transaction runs fn inside an exclusive PC/SC transaction, so that no

@@ -70,7 +70,7 @@ func (d *Device) ImportDKEKShare(share []byte) (DKEKStatus, error) {
 	case apdu.SWCommandNotAllowed: // transcripts/errors/p02
 		return DKEKStatus{}, fmt.Errorf("import DKEK share: %w (%w)", ErrAllSharesImported, r.Err())
 	case apdu.SWWrongP1P2Plain, apdu.SWINSNotSupported:
-		return DKEKStatus{}, fmt.Errorf("import DKEK share: %w (%w)", ErrNoDKEK, r.Err())
+		return DKEKStatus{}, fmt.Errorf("%w (%w)", ErrNoDKEK, r.Err())
 	}
 	return DKEKStatus{}, fmt.Errorf("import DKEK share: %w", r.Err())
 }

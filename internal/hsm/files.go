@@ -157,3 +157,36 @@ func berTLV(tag byte, v []byte) []byte {
 	}
 	return append(b, v...)
 }
+
+// FileInfo is what SELECT of a file tells (its FCP).
+type FileInfo struct {
+	Size int
+	// Meta holds the key metadata TLVs of a key file (tag A5 of the FCP;
+	// pico-keys-sdk file.c process_fci): 91 allowed algorithms, 92 key
+	// domain, 90 use counter.
+	Meta []byte
+}
+
+// AllowedAlgorithms returns the key's allowed algorithm list (meta tag 91)
+// and whether it has one; without one every algorithm is allowed.
+func (f FileInfo) AllowedAlgorithms() ([]byte, bool) {
+	return findTLV(f.Meta, 0x91)
+}
+
+// SelectFile selects fid (00 A4 00 00 with the FID, Le 256) and parses its FCP.
+func (d *Device) SelectFile(fid uint16) (FileInfo, error) {
+	fcp, err := d.ch.Do(apdu.Command{INS: 0xA4, Data: []byte{byte(fid >> 8), byte(fid)}, Ne: 256, Name: "SELECT FILE"})
+	if err != nil {
+		return FileInfo{}, fileErr("select", fid, err)
+	}
+	body, ok := findTLV(fcp, 0x62)
+	if !ok {
+		return FileInfo{}, fmt.Errorf("select file %04X: answer is not an FCP: % X", fid, fcp)
+	}
+	var fi FileInfo
+	if v, ok := findTLV(body, 0x81); ok && len(v) == 2 {
+		fi.Size = int(v[0])<<8 | int(v[1])
+	}
+	fi.Meta, _ = findTLV(body, 0xA5)
+	return fi, nil
+}

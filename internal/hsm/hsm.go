@@ -39,7 +39,16 @@ const (
 // Device is a SmartCard-HSM reached through a channel.
 type Device struct {
 	ch *apdu.Channel
+	// fresh is the answer of a SELECT just sent on this connection (the
+	// reader probe): the next SelectApplication uses it instead of sending
+	// the same APDU again.
+	fresh *Info
 }
+
+// Selected records that the application was just selected on this
+// connection with the answer info, so that the next SelectApplication
+// need not send it again.
+func (d *Device) Selected(info Info) { d.fresh = &info }
 
 // New returns a Device that talks through t. A non-nil trace receives the
 // APDU trace with secrets masked.
@@ -79,6 +88,11 @@ var ErrNotSmartCardHSM = errors.New("the card is not a SmartCard-HSM or Pico HSM
 //
 // Selecting resets the card session: the user PIN must be verified again.
 func (d *Device) SelectApplication() (Info, error) {
+	if d.fresh != nil {
+		info := *d.fresh
+		d.fresh = nil
+		return info, nil
+	}
 	r, err := d.ch.Transmit(apdu.Command{INS: 0xA4, P1: 0x04, P2: 0x00, Data: AID, Ne: 256, Name: "SELECT application"})
 	if err != nil {
 		return Info{}, err

@@ -162,6 +162,13 @@ func (d *Device) cmdSelect(c apdu.Command) ([]byte, uint16) {
 	default:
 		body, _ := d.file(fid)
 		fcp = fileFCP(fid, len(body))
+		if k, ok := d.st.Keys[byte(fid)]; ok && byte(fid>>8) == prefixKey && len(k.Meta) > 0 {
+			// Key metadata rides in the FCP (pico-keys-sdk file.c
+			// process_fci: A5 81 len, the key's meta TLVs from EF E010).
+			fcp = append(fcp, 0xA5, 0x81, byte(len(k.Meta)))
+			fcp = append(fcp, k.Meta...)
+			fcp[1] = byte(len(fcp) - 2)
+		}
 		d.sess.CurFID, d.sess.HasCur = fid, true
 	}
 	return fcp, apdu.SWOK

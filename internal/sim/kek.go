@@ -28,6 +28,9 @@ type key struct {
 	HasAllowed bool   `json:"has_allowed"`
 	// Domain is key meta tag 92, the key domain.
 	Domain byte `json:"domain"`
+	// Meta is the key's metadata as the firmware stores it (tags 90 to
+	// 93), shown in the key file's FCP.
+	Meta []byte `json:"meta,omitempty"`
 }
 
 // mkekCrypt runs AES-256-CFB128 with the MKEK and its fixed IV, as pico-hsm

@@ -68,6 +68,11 @@ func (d *Device) installDeviceKey() {
 // keyMeta reads the optional metadata tags of key generation: 91 allowed
 // algorithms and 92 key domain (cmd_keypair_gen.c, cmd_key_gen.c).
 func keyMeta(data []byte, k *key) {
+	for _, tag := range []uint16{0x90, 0x91, 0x92, 0x93} {
+		if v, ok := tlvValue2(data, tag); ok {
+			k.Meta = append(k.Meta, tlvb(byte(tag), v)...)
+		}
+	}
 	if v, ok := tlvValue2(data, 0x91); ok {
 		k.Allowed, k.HasAllowed = bytes.Clone(v), true
 	}
@@ -494,7 +499,9 @@ func (d *Device) cmdUnwrapKey(c apdu.Command) uint16 {
 	}
 	if len(bl.Allowed) > 0 {
 		k.Allowed, k.HasAllowed = bytes.Clone(bl.Allowed), true
+		k.Meta = tlvb(0x91, k.Allowed)
 	}
+	k.Meta = append(k.Meta, 0x92, 0x01, 0x00)
 	if k.Kind != "aes" {
 		req, err := d.cvRequest(k, nil, nil)
 		if err != nil {
