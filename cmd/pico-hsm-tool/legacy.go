@@ -20,6 +20,9 @@ type legacyFlags struct {
 	initialize    bool
 	createShare   string
 	importShare   string
+	wrapKey       string
+	unwrapKey     string
+	keyRef        int
 	soPIN, pin    string
 	password      string
 	pwdThreshold  int
@@ -36,6 +39,9 @@ func (l *legacyFlags) register(cmd *cobra.Command) {
 	fl.BoolVarP(&l.initialize, "initialize", "X", false, "sc-hsm-tool compatible: initialize the device (see the initialize command)")
 	fl.StringVarP(&l.createShare, "create-dkek-share", "C", "", "sc-hsm-tool compatible: create a DKEK share `FILE` (see create-dkek-share)")
 	fl.StringVarP(&l.importShare, "import-dkek-share", "I", "", "sc-hsm-tool compatible: import a DKEK share `FILE` (see import-dkek-share)")
+	fl.StringVarP(&l.wrapKey, "wrap-key", "W", "", "sc-hsm-tool compatible: wrap the key --key-reference into `FILE` (see wrap-key)")
+	fl.StringVarP(&l.unwrapKey, "unwrap-key", "U", "", "sc-hsm-tool compatible: unwrap `FILE` into --key-reference (see unwrap-key)")
+	fl.IntVarP(&l.keyRef, "key-reference", "i", -1, "key reference for --wrap-key and --unwrap-key")
 	fl.StringVar(&l.soPIN, "so-pin", "", "SO-PIN for --initialize (or env:VAR, file:PATH, -)")
 	fl.StringVar(&l.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -); with no action, verified to show the real DKEK key check value")
 	fl.StringVar(&l.password, "password", "", "DKEK share password (or env:VAR, file:PATH, -)")
@@ -58,7 +64,7 @@ func (l *legacyFlags) register(cmd *cobra.Command) {
 // run dispatches a legacy action; ok is false when none was given.
 func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 	actions := 0
-	for _, set := range []bool{l.initialize, l.createShare != "", l.importShare != ""} {
+	for _, set := range []bool{l.initialize, l.createShare != "", l.importShare != "", l.wrapKey != "", l.unwrapKey != ""} {
 		if set {
 			actions++
 		}
@@ -67,7 +73,7 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 		return false, nil
 	}
 	if actions > 1 {
-		return true, errors.New("give one of --initialize, --create-dkek-share and --import-dkek-share at a time")
+		return true, errors.New("give one of --initialize, --create-dkek-share, --import-dkek-share, --wrap-key and --unwrap-key at a time")
 	}
 	changed := cmd.Flags().Changed
 	switch {
@@ -76,6 +82,14 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 	case l.createShare != "":
 		n := &nofmFlags{threshold: l.pwdThreshold, total: l.pwdTotal, out: l.pwdSharesOut}
 		return true, runCreateShare(g, l.createShare, l.password, n, l.force)
+	case l.wrapKey != "":
+		if l.keyRef < 0 {
+			return true, errors.New("--wrap-key needs --key-reference")
+		}
+		k := &keyFlags{ref: l.keyRef}
+		return true, runWrapKey(g, l.wrapKey, k, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false)
+	case l.unwrapKey != "":
+		return true, runUnwrapKey(g, l.unwrapKey, l.keyRef, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false)
 	default:
 		f := &importFlags{nofm: nofmFlags{total: l.pwdTotal, files: l.pwdSharesFile}}
 		if changed("password") {

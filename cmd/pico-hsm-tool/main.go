@@ -100,6 +100,7 @@ with --so-pin, --pin, --pin-retry, --dkek-shares, --password,
 		}
 		return runStatus(g, legacy.json, cmd.Flags().Changed("pin"), legacy.pin)
 	}
-	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newCreateShareCmd(g), newImportShareCmd(g), newShareToolsCmd(g), newSimCmd(g))
+	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newCreateShareCmd(g), newImportShareCmd(g), newShareToolsCmd(g),
+		newGenerateKeyCmd(g), newListKeysCmd(g), newWrapKeyCmd(g), newUnwrapKeyCmd(g), newBackupCmd(g), newRestoreCmd(g), newInspectCmd(g), newSimCmd(g))
 	return root
 }

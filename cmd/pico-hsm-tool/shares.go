@@ -210,8 +210,8 @@ file per custodian (or standard output with -).`,
 
 func runCreateShare(g *globals, path, pwSpec string, n *nofmFlags, force bool) error {
 	if !force {
-		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s: %w: choose another name, or add --force to replace it", path, atomicfile.ErrExists)
+		if err := atomicfile.CheckAbsent(path); err != nil {
+			return err
 		}
 	}
 	var pw []byte
@@ -502,8 +502,8 @@ change: the device needs nothing.`,
 				return err
 			}
 			if !force {
-				if _, err := os.Lstat(out); err == nil {
-					return fmt.Errorf("%s: %w: choose another name, or add --force to replace it", out, atomicfile.ErrExists)
+				if err := atomicfile.CheckAbsent(out); err != nil {
+					return err
 				}
 			}
 			src := g.secrets()

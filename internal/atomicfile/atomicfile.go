@@ -96,3 +96,12 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// CheckAbsent returns the ErrExists error Write would give for path, so
+// that a command can refuse before it does any work.
+func CheckAbsent(path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return existsErr(path)
+	}
+	return nil
+}

@@ -52,8 +52,8 @@ func CheckNewPassword(pw []byte) error {
 // with overwrite.
 func CreateShare(path string, password []byte, overwrite bool, progress func(done, total int)) error {
 	if !overwrite {
-		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s: %w: choose another name, or add --force to replace it", path, atomicfile.ErrExists)
+		if err := atomicfile.CheckAbsent(path); err != nil {
+			return err
 		}
 	}
 	share := make([]byte, dkekshare.ShareSize)

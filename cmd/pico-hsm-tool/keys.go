@@ -1,0 +1,524 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/backup"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+)
+
+// Exit codes (documented in the README).
+const (
+	exitPartial = 2 // backup or restore: some keys failed, the others are done
+)
+
+// keyFlags name a key by reference, label or ID.
+type keyFlags struct {
+	ref   int
+	label string
+	id    string
+}
+
+func (k *keyFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVarP(&k.ref, "key-reference", "i", -1, "key reference (the xx of the key file CCxx; list-keys shows it)")
+	cmd.Flags().StringVar(&k.label, "label", "", "the key's label")
+	cmd.Flags().StringVar(&k.id, "id", "", "the key's ID, hex (the PKCS#15 / PKCS#11 CKA_ID, not the key reference)")
+}
+
+func (k *keyFlags) spec() (keystore.Spec, error) {
+	s := keystore.Spec{Ref: k.ref, Label: k.label}
+	n := 0
+	if k.ref >= 0 {
+		n++
+	}
+	if k.label != "" {
+		n++
+	}
+	if k.id != "" {
+		n++
+		id, err := hex.DecodeString(strings.TrimPrefix(k.id, "0x"))
+		if err != nil || len(id) == 0 {
+			return s, fmt.Errorf("--id %s: not hexadecimal", k.id)
+		}
+		s.ID = id
+	}
+	if n != 1 {
+		return s, errors.New("name the key with one of --key-reference, --label and --id")
+	}
+	return s, nil
+}
+
+// pinFlags is --pin and --last-try.
+type pinFlags struct {
+	pin     string
+	lastTry bool
+}
+
+func (p *pinFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&p.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -); prompted for when omitted")
+	cmd.Flags().BoolVar(&p.lastTry, "last-try", false, "allow using a PIN that has only one try left")
+}
+
+func (g *globals) userPIN(spec string) ([]byte, error) {
+	return g.secrets().Get("pin", spec, "Enter user PIN: ")
+}
+
+func newGenerateKeyCmd(g *globals) *cobra.Command {
+	var s keystore.GenSpec
+	var p pinFlags
+	var id, keyType string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "generate-key",
+		Short: "Generate a key on the device (RSA, EC or AES), exportable under the DKEK",
+		Long: `Generate a key on the device and write the PKCS#15 description OpenSC writes,
+so that pkcs15-tool -D and pkcs11-tool -O list it with its label, ID and size.
+
+  --type rsa:2048 (1024 to 4096), ec:secp256r1 (secp384r1, secp521r1, secp256k1,
+  brainpoolP256r1, brainpoolP384r1, brainpoolP512r1) or aes:256 (128, 192)
+
+Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			typ, param, _ := strings.Cut(keyType, ":")
+			s.Type = typ
+			switch strings.ToLower(typ) {
+			case "rsa", "aes":
+				if _, err := fmt.Sscanf(param, "%d", &s.Bits); err != nil {
+					return fmt.Errorf("--type %s: give the size, as in %s:2048", keyType, typ)
+				}
+			case "ec":
+				s.Curve = param
+			}
+			if !cmd.Flags().Changed("key-reference") {
+				s.Ref = -1
+			}
+			if id != "" {
+				b, err := hex.DecodeString(id)
+				if err != nil || len(b) == 0 {
+					return fmt.Errorf("--id %s: not hexadecimal", id)
+				}
+				s.ID = b
+			}
+			if err := s.Validate(); err != nil {
+				return err
+			}
+			pin, err := g.userPIN(p.pin)
+			if err != nil {
+				return err
+			}
+			defer secret.Wipe(pin)
+			s.PIN = pin
+			conn, err := g.open()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			k, err := keystore.Generate(conn, s)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(g, k)
+			}
+			fmt.Fprintf(g.stdout, "Generated %s at key reference %d, label %q, ID %s\n", k.Describe(), k.Ref, k.Label, k.ID)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&keyType, "type", "t", "", "key type and size or curve: rsa:2048, ec:secp256r1, aes:256")
+	fl.StringVar(&s.Label, "label", "", "the key's label")
+	fl.StringVar(&id, "id", "", "the key's ID, hex (default: the key reference)")
+	fl.IntVarP(&s.Ref, "key-reference", "i", -1, "key reference from 1 to 255 (default: the lowest free one)")
+	fl.BoolVar(&s.NoExport, "no-export", false, "the key can never leave the device: leave WRAP out of its allowed algorithms")
+	fl.BoolVar(&asJSON, "json", false, "print the key as JSON")
+	p.register(cmd)
+	cmd.MarkFlagRequired("type")
+	return cmd
+}
+
+func newListKeysCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list-keys",
+		Short: "List the keys: reference, type and size or curve, label, ID, exportable, certificate",
+		Long: `List the keys on the device without pkcs15-tool. The key reference is where the
+key lives on the device (key file CCxx); the ID is the PKCS#15 / PKCS#11 CKA_ID.
+They often differ: commands accept --key-reference, --label or --id.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.open()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			var keys []keystore.Key
+			err = conn.Transaction(func() error {
+				if _, err := conn.SelectApplication(); err != nil {
+					return err
+				}
+				keys, err = keystore.List(conn.Device)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if keys == nil {
+					keys = []keystore.Key{}
+				}
+				return writeJSON(g, keys)
+			}
+			if len(keys) == 0 {
+				fmt.Fprintln(g.stdout, "No keys")
+				return nil
+			}
+			fmt.Fprintf(g.stdout, "%-4s %-22s %-16s %-10s %-6s %s\n", "Ref", "Key", "Label", "ID", "Export", "Certificate")
+			for _, k := range keys {
+				exp := "no"
+				if k.Exportable {
+					exp = "yes"
+				}
+				cert := k.Certificate
+				if cert == "" {
+					cert = "-"
+				}
+				fmt.Fprintf(g.stdout, "%-4d %-22s %-16s %-10s %-6s %s\n", k.Ref, k.Describe(), k.Label, k.ID, exp, cert)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the keys as JSON")
+	return cmd
+}
+
+func newWrapKeyCmd(g *globals) *cobra.Command {
+	var k keyFlags
+	var p pinFlags
+	var force, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "wrap-key FILE",
+		Short: "Export a key encrypted under the DKEK to FILE, as sc-hsm-tool --wrap-key does",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runWrapKey(g, args[0], &k, p, force, asJSON)
+		},
+	}
+	k.register(cmd)
+	p.register(cmd)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "replace FILE if it exists")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func runWrapKey(g *globals, path string, k *keyFlags, p pinFlags, force, asJSON bool) error {
+	spec, err := k.spec()
+	if err != nil {
+		return err
+	}
+	pin, err := g.userPIN(p.pin)
+	if err != nil {
+		return err
+	}
+	defer secret.Wipe(pin)
+	conn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := backup.WrapToFile(conn, backup.WrapOptions{Key: spec, PIN: pin, AllowLastTry: p.lastTry, Path: path, Force: force})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(g, res)
+	}
+	fmt.Fprintf(g.stdout, "Key reference %d wrapped under DKEK %s and saved to %s\n", res.Ref, res.KCV, res.Path)
+	return nil
+}
+
+func newUnwrapKeyCmd(g *globals) *cobra.Command {
+	var ref int
+	var p pinFlags
+	var force, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "unwrap-key FILE",
+		Short: "Restore a key from a wrapped-key FILE into the device, losing nothing",
+		Long: `Restore a key wrapped by wrap-key or sc-hsm-tool --wrap-key. Without
+--key-reference the lowest free reference is taken.
+
+Before the device changes, the file is checked, and the backup's DKEK check
+value compared with the device's. An occupied reference needs --force; even
+then the old key is only replaced when the new one unwraps, unlike
+sc-hsm-tool, which deletes it first. The restored key is read back and
+compared with the backup's public key.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUnwrapKey(g, args[0], ref, p, force, asJSON)
+		},
+	}
+	cmd.Flags().IntVarP(&ref, "key-reference", "i", -1, "key reference to restore into (default: the lowest free one)")
+	p.register(cmd)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "replace the key at --key-reference (only if the new one unwraps)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func runUnwrapKey(g *globals, path string, ref int, p pinFlags, force, asJSON bool) error {
+	data, err := readLimited(path, 1<<20)
+	if err != nil {
+		return err
+	}
+	pin, err := g.userPIN(p.pin)
+	if err != nil {
+		return err
+	}
+	defer secret.Wipe(pin)
+	conn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := backup.Restore(conn, backup.RestoreOptions{File: data, Name: path, Ref: ref, Force: force, PIN: pin, AllowLastTry: p.lastTry})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(g, res)
+	}
+	verb := "restored"
+	if res.Replace {
+		verb = "restored, replacing the old key,"
+	}
+	check := ""
+	if res.Verified {
+		check = "; its public key matches the backup"
+	}
+	fmt.Fprintf(g.stdout, "%s key %q (ID %s) %s at key reference %d%s\n", res.Type, res.Label, res.ID, verb, res.Ref, check)
+	return nil
+}
+
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than any backup (%d bytes at most)", path, max)
+	}
+	return b, nil
+}
+
+// dkekFlags give the DKEK for offline checks: its share files and their
+// passwords or password shares.
+type dkekFlags struct {
+	files []string
+	imp   importFlags
+}
+
+func (d *dkekFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&d.files, "dkek-share", nil, "a DKEK share file (.pbe); repeat for each share")
+	fl.StringArrayVar(&d.imp.passwords, "password", nil, "password of the next --dkek-share (or env:VAR, file:PATH, -); repeat for each")
+	fl.IntVar(&d.imp.nofm.total, "pwd-shares-total", 0, "an n-of-m share's password: number of custodians")
+	fl.StringArrayVar(&d.imp.nofm.files, "pwd-shares-file", nil, "an n-of-m share's password shares")
+	fl.StringArrayVar(&d.imp.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE")
+}
+
+// dkek decrypts the shares and returns the DKEK (their XOR), or nil when
+// no share was given.
+func (g *globals) dkek(d *dkekFlags) ([]byte, error) {
+	if len(d.files) == 0 {
+		return nil, nil
+	}
+	shares, err := g.decryptAll(d.files, &d.imp)
+	defer func() {
+		for _, s := range shares {
+			secret.Wipe(s)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 32)
+	for _, s := range shares {
+		for i := range out {
+			out[i] ^= s[i]
+		}
+	}
+	return out, nil
+}
+
+func newInspectCmd(g *globals) *cobra.Command {
+	var d dkekFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Describe a wrapped-key file; with the DKEK shares, prove it restorable (no device)",
+		Long: `Describe a wrapped-key file: key type and size or curve, DKEK check value,
+allowed algorithms, label, ID, and the certificate or CV request holder.
+
+With --dkek-share files (and their passwords) it also checks the check value,
+verifies the CMAC and decrypts the key in memory to check its structure, then
+wipes it: a backup job can prove its backups restorable without a device.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := readLimited(args[0], 1<<20)
+			if err != nil {
+				return err
+			}
+			dkek, err := g.dkek(&d)
+			if err != nil {
+				return err
+			}
+			defer secret.Wipe(dkek)
+			r, err := backup.Inspect(data, dkek)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if asJSON {
+				return writeJSON(g, r)
+			}
+			fmt.Fprint(g.stdout, r.Text())
+			return nil
+		},
+	}
+	d.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func newBackupCmd(g *globals) *cobra.Command {
+	var dir string
+	var p pinFlags
+	var force, asJSON, verify bool
+	var d dkekFlags
+	cmd := &cobra.Command{
+		Use:   "backup --out-dir DIR",
+		Short: "Wrap every exportable key into DIR, one file per key, with manifest.json",
+		Long: `Wrap every exportable key of the device in one session: one file per key
+(key-NNN-LABEL.bin, sc-hsm-tool's format) and a manifest.json with each key's
+reference, label, ID, type and size, the DKEK check value, the file's SHA-256
+and the time. With --verify and the DKEK shares, each file is proven
+restorable offline as it is written.
+
+Exit status: 0 all keys backed up (keys that are not exportable are listed as
+skipped), 1 nothing done, 2 some keys failed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return errors.New("--out-dir is required")
+			}
+			var dkek []byte
+			if verify {
+				var err error
+				if dkek, err = g.dkek(&d); err != nil {
+					return err
+				}
+				if dkek == nil {
+					return errors.New("--verify needs the DKEK: give --dkek-share FILE and --password for each share")
+				}
+				defer secret.Wipe(dkek)
+			}
+			pin, err := g.userPIN(p.pin)
+			if err != nil {
+				return err
+			}
+			defer secret.Wipe(pin)
+			conn, err := g.open()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			m, err := backup.BackupAll(conn, backup.BackupOptions{Dir: dir, PIN: pin, AllowLastTry: p.lastTry, Force: force, DKEK: dkek})
+			if m != nil {
+				if asJSON {
+					writeJSON(g, m)
+				} else {
+					for _, e := range m.Keys {
+						fmt.Fprintf(g.stdout, "backed up key reference %d (%s %q) to %s\n", e.Ref, e.Type, e.Label, e.File)
+					}
+					for _, s := range m.Skipped {
+						fmt.Fprintf(g.stdout, "skipped key reference %d (%q): %s\n", s.Ref, s.Label, s.Reason)
+					}
+				}
+			}
+			if errors.Is(err, backup.ErrPartial) {
+				return &exitError{code: exitPartial, err: err}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dir, "out-dir", "", "directory for the backup (created if missing)")
+	p.register(cmd)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "replace files of an earlier backup in DIR")
+	cmd.Flags().BoolVar(&verify, "verify", false, "verify each file offline with the DKEK shares")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	d.register(cmd)
+	return cmd
+}
+
+func newRestoreCmd(g *globals) *cobra.Command {
+	var dir string
+	var p pinFlags
+	var force, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "restore --from DIR",
+		Short: "Restore every key of a backup directory into a device with the same DKEK",
+		Long: `Restore every key listed in DIR/manifest.json into the key reference it came
+from, with unwrap-key's safety rules. Every file is checked against its
+SHA-256 first. Exit status: 0 all restored, 1 nothing done, 2 some keys failed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return errors.New("--from is required")
+			}
+			pin, err := g.userPIN(p.pin)
+			if err != nil {
+				return err
+			}
+			defer secret.Wipe(pin)
+			conn, err := g.open()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			results, err := backup.RestoreAll(conn, backup.RestoreAllOptions{Dir: dir, PIN: pin, AllowLastTry: p.lastTry, Force: force})
+			if results != nil {
+				if asJSON {
+					writeJSON(g, results)
+				} else {
+					for _, r := range results {
+						if r.Result != nil {
+							fmt.Fprintf(g.stdout, "restored %s to key reference %d (%s %q)\n", r.File, r.Result.Ref, r.Result.Type, r.Result.Label)
+						} else {
+							fmt.Fprintf(g.stdout, "FAILED %s: %s\n", r.File, r.Error)
+						}
+					}
+				}
+			}
+			if errors.Is(err, backup.ErrPartial) {
+				return &exitError{code: exitPartial, err: err}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dir, "from", "", "backup directory (with manifest.json)")
+	p.register(cmd)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "replace keys at occupied references (only if the new one unwraps)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	return cmd
+}

@@ -1,0 +1,167 @@
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/cvc"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ecc"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/pkcs15"
+)
+
+// GenSpec says what key to generate.
+type GenSpec struct {
+	// Type is "rsa", "ec" or "aes".
+	Type string
+	// Bits is the RSA modulus size (1024 to 4096) or AES key size.
+	Bits int
+	// Curve is the EC curve name (see internal/ecc).
+	Curve string
+	// Label and ID go to the PKCS#15 description; ID defaults to the key
+	// reference.
+	Label string
+	ID    []byte
+	// Ref is the key reference, or -1 to take the lowest free one.
+	Ref int
+	// NoExport leaves WRAP out of the key's allowed algorithms, so the key
+	// can never leave the device. By default keys are exportable under the
+	// DKEK, as OpenSC generates them (no algorithm list).
+	NoExport bool
+	// PIN is the user PIN.
+	PIN []byte
+}
+
+// Curves the SmartCard-HSM generates keys on (pico-hsm cmd_keypair_gen.c
+// picks the curve by its prime).
+var Curves = []string{"secp256r1", "secp384r1", "secp521r1", "secp256k1", "brainpoolP256r1", "brainpoolP384r1", "brainpoolP512r1"}
+
+// Validate checks the spec before the device is touched.
+func (s *GenSpec) Validate() error {
+	switch strings.ToLower(s.Type) {
+	case "rsa":
+		if s.Bits < 1024 || s.Bits > 4096 || s.Bits%256 != 0 {
+			return fmt.Errorf("RSA keys are 1024 to 4096 bits, in steps of 256, not %d", s.Bits)
+		}
+	case "ec":
+		c := ecc.ByName(s.Curve)
+		if c == nil {
+			return fmt.Errorf("unknown curve %q: use one of %s", s.Curve, strings.Join(Curves, ", "))
+		}
+		s.Curve = c.Name
+	case "aes":
+		if s.Bits != 128 && s.Bits != 192 && s.Bits != 256 {
+			return fmt.Errorf("AES keys are 128, 192 or 256 bits, not %d", s.Bits)
+		}
+	default:
+		return fmt.Errorf("key type %q: use rsa, ec or aes", s.Type)
+	}
+	if s.Ref == 0 || s.Ref > 255 {
+		return errors.New("--key-reference must be from 1 to 255 (0 is the device's own key)")
+	}
+	if len(s.Label) > 100 {
+		return errors.New("--label must not be longer than 100 characters")
+	}
+	if len(s.ID) > 64 {
+		return errors.New("--id must not be longer than 64 bytes")
+	}
+	return nil
+}
+
+// signingAlgorithms is the allowed-algorithm list (metadata 91) of a key
+// that must not be exported: every signing, decryption and derivation
+// algorithm of its type, without WRAP (92).
+func signingAlgorithms(typ string) []byte {
+	switch typ {
+	case "rsa":
+		return []byte{0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45}
+	case "ec":
+		return []byte{0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x80}
+	}
+	return []byte{0x10, 0x11, 0x18}
+}
+
+// Generate makes a key on the device and writes its PKCS#15 description as
+// OpenSC does (pkcs15-sc-hsm.c), so that pkcs15-tool -D and pkcs11-tool -O
+// list it with its label, ID and size. It refuses an occupied reference.
+func Generate(conn *device.Conn, s GenSpec) (Key, error) {
+	if err := s.Validate(); err != nil {
+		return Key{}, err
+	}
+	typ := strings.ToLower(s.Type)
+	var out Key
+	err := conn.Transaction(func() error {
+		if _, err := conn.SelectApplication(); err != nil {
+			return err
+		}
+		if err := conn.VerifyPIN(hsm.UserPIN, s.PIN); err != nil {
+			return err
+		}
+		fids, err := conn.ListObjects()
+		if err != nil {
+			return err
+		}
+		if s.Ref < 0 {
+			if s.Ref, err = FreeRef(fids); err != nil {
+				return err
+			}
+		} else if Occupied(fids, s.Ref) {
+			return fmt.Errorf("key reference %d is in use: choose another, or let the tool pick a free one", s.Ref)
+		}
+		ref := byte(s.Ref)
+		id := s.ID
+		if id == nil {
+			id = []byte{ref}
+		}
+		var meta []byte
+		if s.NoExport {
+			algs := signingAlgorithms(typ)
+			meta = append([]byte{0x91, byte(len(algs))}, algs...)
+		}
+		var kind pkcs15.Kind
+		bits := s.Bits
+		switch typ {
+		case "rsa":
+			kind = pkcs15.RSA
+			data := append(cvc.GAKPRequestRSA(s.Bits, 65537, defaultCAR, deviceCHR), meta...)
+			if _, err := conn.GenerateKeyPair(ref, data); err != nil {
+				return err
+			}
+		case "ec":
+			kind = pkcs15.EC
+			c := ecc.ByName(s.Curve)
+			bits = c.BitSize()
+			n := c.ByteLen()
+			a := c.A.FillBytes(make([]byte, n))
+			data := cvc.GAKPRequestEC(c.P.FillBytes(make([]byte, n)), a, c.B.FillBytes(make([]byte, n)),
+				c.Marshal(c.Gx, c.Gy), c.N.FillBytes(make([]byte, c.ScalarLen())), c.H, defaultCAR, deviceCHR)
+			if _, err := conn.GenerateKeyPair(ref, append(data, meta...)); err != nil {
+				return err
+			}
+		case "aes":
+			kind = pkcs15.AES
+			if err := conn.GenerateAESKey(ref, s.Bits, meta); err != nil {
+				return err
+			}
+		}
+		prkd, err := pkcs15.New(kind, s.Label, id, int(ref), bits)
+		if err != nil {
+			return err
+		}
+		if err := conn.UpdateFile(hsm.KeyFID(hsm.PrefixPRKD, ref), prkd.Marshal()); err != nil {
+			return fmt.Errorf("the key was generated at key reference %d, but writing its description failed: %w", ref, err)
+		}
+		out, err = Read(conn.Device, ref)
+		return err
+	})
+	return out, err
+}
+
+// The CAR and CHR OpenSC puts in a key generation request
+// (transcripts/other/12 [29]); the device signs the request as itself.
+const (
+	defaultCAR = "UTCA00001"
+	deviceCHR  = "ESPICOHSMTR00001"
+)

@@ -1,0 +1,255 @@
+// Package keystore knows the keys on a device: it lists them with what
+// their files say (type, size or curve, label, ID, exportability, a
+// certificate), resolves a key reference, label or ID to one key, and
+// generates keys with the PKCS#15 description OpenSC writes, so that
+// OpenSC's pkcs15-tool and pkcs11-tool list them.
+package keystore
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/cvc"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ecc"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/pkcs15"
+)
+
+// Key is one key on the device.
+type Key struct {
+	// Ref is the key reference, the xx of the key file CCxx.
+	Ref int `json:"key_reference"`
+	// Type is "RSA", "EC" or "AES"; "unknown" when no description says.
+	Type string `json:"type"`
+	// Bits is the RSA modulus or AES key size, or the EC field size.
+	Bits int `json:"bits,omitempty"`
+	// Curve names the EC curve when the public key shows it.
+	Curve string `json:"curve,omitempty"`
+	// Label and ID come from the PKCS#15 description in C4xx; ID is hex.
+	Label string `json:"label"`
+	ID    string `json:"id"`
+	// Exportable tells whether the key may be wrapped under the DKEK: its
+	// allowed algorithm list (metadata 91) is absent or names WRAP (92).
+	Exportable bool `json:"exportable"`
+	// Certificate is "cv-request", "certificate" (X.509 or CV) or "".
+	Certificate string `json:"certificate,omitempty"`
+
+	// PRKD and Cert are the raw contents of C4xx and CExx.
+	PRKD []byte `json:"-"`
+	Cert []byte `json:"-"`
+	// PublicKey is the public key of the CV request or certificate.
+	PublicKey *cvc.PublicKey `json:"-"`
+}
+
+// Describe is a one-line human description: "RSA 2048" or "EC secp256r1".
+func (k Key) Describe() string {
+	switch {
+	case k.Curve != "":
+		return k.Type + " " + k.Curve
+	case k.Bits > 0:
+		return fmt.Sprintf("%s %d", k.Type, k.Bits)
+	}
+	return k.Type
+}
+
+// List reads every key on the device except the device's own (reference
+// 0): for each, the key file's FCP (its metadata), its PKCS#15
+// description and its certificate. It needs no PIN.
+func List(d *hsm.Device) ([]Key, error) {
+	fids, err := d.ListObjects()
+	if err != nil {
+		return nil, err
+	}
+	present := map[uint16]bool{}
+	for _, f := range fids {
+		present[f] = true
+	}
+	var keys []Key
+	for _, f := range fids {
+		if byte(f>>8) != hsm.PrefixKey || byte(f) == 0 {
+			continue
+		}
+		k, err := read(d, byte(f), present[hsm.KeyFID(hsm.PrefixPRKD, byte(f))])
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// Read reads one key's files.
+func Read(d *hsm.Device, ref byte) (Key, error) {
+	return read(d, ref, true)
+}
+
+func read(d *hsm.Device, ref byte, hasPRKD bool) (Key, error) {
+	k := Key{Ref: int(ref), Type: "unknown", Exportable: true}
+	fi, err := d.SelectFile(hsm.KeyFID(hsm.PrefixKey, ref))
+	if err != nil {
+		if apdu.IsStatus(err, apdu.SWFileNotFound) {
+			return k, fmt.Errorf("key reference %d not found: %w", ref, hsm.ErrKeyNotFound)
+		}
+		return k, err
+	}
+	if allowed, ok := fi.AllowedAlgorithms(); ok {
+		k.Exportable = bytes.IndexByte(allowed, hsm.AlgWrap) >= 0
+	}
+	if hasPRKD {
+		prkd, err := d.ReadFile(hsm.KeyFID(hsm.PrefixPRKD, ref))
+		switch {
+		case err == nil:
+			k.PRKD = prkd
+			k.describePRKD()
+		case !apdu.IsStatus(err, apdu.SWFileNotFound):
+			return k, err
+		}
+	}
+	cert, err := d.ReadFile(hsm.KeyFID(hsm.PrefixEECert, ref))
+	switch {
+	case err == nil && len(cert) > 0:
+		k.Cert = cert
+		k.describeCert()
+	case err != nil && !apdu.IsStatus(err, apdu.SWFileNotFound):
+		return k, err
+	}
+	return k, nil
+}
+
+func (k *Key) describePRKD() {
+	p, err := pkcs15.Parse(k.PRKD)
+	if err != nil {
+		return
+	}
+	k.Label = p.Label
+	k.ID = strings.ToUpper(hex.EncodeToString(p.ID))
+	k.Bits = p.Bits
+	switch p.Kind {
+	case pkcs15.RSA:
+		k.Type = "RSA"
+	case pkcs15.EC:
+		k.Type = "EC"
+	case pkcs15.AES:
+		k.Type = "AES"
+	}
+}
+
+func (k *Key) describeCert() {
+	c, err := cvc.Parse(k.Cert)
+	if err != nil {
+		if len(k.Cert) > 0 && k.Cert[0] == 0x30 {
+			k.Certificate = "certificate" // X.509
+		}
+		return
+	}
+	k.Certificate = "certificate"
+	if c.Authenticated || c.CAR == "" || c.CAR != c.CHR && c.OuterCAR != "" {
+		k.Certificate = "cv-request"
+	}
+	pub := c.PublicKey
+	k.PublicKey = &pub
+	switch {
+	case pub.N != nil:
+		k.Type = "RSA"
+		k.Bits = pub.N.BitLen()
+	case len(pub.Prime) > 0:
+		k.Type = "EC"
+		if cv := ecc.ByPrime(pub.Prime); cv != nil {
+			k.Curve = cv.Name
+			k.Bits = cv.BitSize()
+		}
+	}
+}
+
+// Spec names a key by reference, label or ID; the zero value names none.
+type Spec struct {
+	Ref   int // -1 when not given
+	Label string
+	ID    []byte
+}
+
+// Errors of Resolve.
+var (
+	ErrNoSuchKey = errors.New("no such key")
+	ErrAmbiguous = errors.New("more than one key matches")
+)
+
+// Resolve picks the one key s names. Users mix up key reference and ID
+// (OpenSC issue 2685), so a reference that does not exist but is also an
+// ID says so.
+func Resolve(keys []Key, s Spec) (Key, error) {
+	var match []Key
+	for _, k := range keys {
+		switch {
+		case s.Ref >= 0 && k.Ref == s.Ref,
+			s.Label != "" && k.Label == s.Label,
+			s.ID != nil && strings.EqualFold(k.ID, hex.EncodeToString(s.ID)):
+			match = append(match, k)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		what := describeSpec(s)
+		if s.Ref >= 0 {
+			for _, k := range keys {
+				if k.ID == fmt.Sprintf("%02X", s.Ref) {
+					return Key{}, fmt.Errorf("%w: %s (the key with ID %s is at key reference %d: key references and IDs differ)", ErrNoSuchKey, what, k.ID, k.Ref)
+				}
+			}
+		}
+		return Key{}, fmt.Errorf("%w: %s; list them with list-keys", ErrNoSuchKey, what)
+	}
+	refs := make([]string, len(match))
+	for i, k := range match {
+		refs[i] = fmt.Sprint(k.Ref)
+	}
+	return Key{}, fmt.Errorf("%w: %s matches key references %s: use --key-reference", ErrAmbiguous, describeSpec(s), strings.Join(refs, ", "))
+}
+
+func describeSpec(s Spec) string {
+	switch {
+	case s.Ref >= 0:
+		return fmt.Sprintf("key reference %d", s.Ref)
+	case s.Label != "":
+		return fmt.Sprintf("label %q", s.Label)
+	}
+	return fmt.Sprintf("ID %X", s.ID)
+}
+
+// FreeRef returns the lowest key reference from 1 to 255 with neither a
+// key file nor a key description (newer sc-hsm-tool picks a free one too).
+func FreeRef(fids []uint16) (int, error) {
+	used := map[byte]bool{}
+	for _, f := range fids {
+		switch byte(f >> 8) {
+		case hsm.PrefixKey, hsm.PrefixPRKD, hsm.PrefixEECert:
+			used[byte(f)] = true
+		}
+	}
+	for r := 1; r <= 255; r++ {
+		if !used[byte(r)] {
+			return r, nil
+		}
+	}
+	return 0, errors.New("the device has no free key reference: delete a key first")
+}
+
+// Occupied reports whether ref has a key file or a key description.
+func Occupied(fids []uint16, ref int) bool {
+	for _, f := range fids {
+		if int(byte(f)) == ref && (byte(f>>8) == hsm.PrefixKey || byte(f>>8) == hsm.PrefixPRKD) {
+			return true
+		}
+	}
+	return false
+}
+
+// bigBytes returns the minimal big-endian bytes of v.
+func bigBytes(v *big.Int) []byte { return v.Bytes() }
