@@ -209,7 +209,7 @@ func newWrapKeyCmd(g *globals) *cobra.Command {
 		Short: "Export a key encrypted under the DKEK to FILE, as sc-hsm-tool --wrap-key does",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runWrapKey(g, args[0], &k, p, force, asJSON)
+			return runWrapKey(g, args[0], &k, p, force, asJSON, false)
 		},
 	}
 	k.register(cmd)
@@ -219,7 +219,9 @@ func newWrapKeyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func runWrapKey(g *globals, path string, k *keyFlags, p pinFlags, force, asJSON bool) error {
+// runWrapKey is wrap-key; legacy prints what sc-hsm-tool --wrap-key
+// prints on success: nothing.
+func runWrapKey(g *globals, path string, k *keyFlags, p pinFlags, force, asJSON, legacy bool) error {
 	spec, err := k.spec()
 	if err != nil {
 		return err
@@ -238,10 +240,12 @@ func runWrapKey(g *globals, path string, k *keyFlags, p pinFlags, force, asJSON 
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	switch {
+	case asJSON:
 		return writeJSON(g, res)
+	case !legacy:
+		fmt.Fprintf(g.stdout, "Key reference %d wrapped under DKEK %s and saved to %s\n", res.Ref, res.KCV, res.Path)
 	}
-	fmt.Fprintf(g.stdout, "Key reference %d wrapped under DKEK %s and saved to %s\n", res.Ref, res.KCV, res.Path)
 	return nil
 }
 
@@ -262,7 +266,7 @@ sc-hsm-tool, which deletes it first. The restored key is read back and
 compared with the backup's public key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runUnwrapKey(g, args[0], ref, p, force, asJSON)
+			return runUnwrapKey(g, args[0], ref, p, force, asJSON, false)
 		},
 	}
 	cmd.Flags().IntVarP(&ref, "key-reference", "i", -1, "key reference to restore into (default: the lowest free one)")
@@ -272,7 +276,9 @@ compared with the backup's public key.`,
 	return cmd
 }
 
-func runUnwrapKey(g *globals, path string, ref int, p pinFlags, force, asJSON bool) error {
+// runUnwrapKey is unwrap-key; legacy prints sc-hsm-tool --unwrap-key's
+// lines (sc-hsm-tool.c unwrap_key; transcripts/workflow-output.txt).
+func runUnwrapKey(g *globals, path string, ref int, p pinFlags, force, asJSON, legacy bool) error {
 	data, err := readLimited(path, 1<<20)
 	if err != nil {
 		return err
@@ -293,6 +299,17 @@ func runUnwrapKey(g *globals, path string, ref int, p pinFlags, force, asJSON bo
 	}
 	if asJSON {
 		return writeJSON(g, res)
+	}
+	if legacy {
+		fmt.Fprintln(g.stdout, "Wrapped key contains:\n  Key blob")
+		if res.HasPRKD {
+			fmt.Fprintln(g.stdout, "  Private Key Description (PRKD)")
+		}
+		if res.HasCert {
+			fmt.Fprintln(g.stdout, "  Certificate")
+		}
+		fmt.Fprintln(g.stdout, "Key successfully imported")
+		return nil
 	}
 	verb := "restored"
 	if res.Replace {

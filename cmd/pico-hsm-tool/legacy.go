@@ -87,9 +87,9 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 			return true, errors.New("--wrap-key needs --key-reference")
 		}
 		k := &keyFlags{ref: l.keyRef}
-		return true, runWrapKey(g, l.wrapKey, k, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false)
+		return true, runWrapKey(g, l.wrapKey, k, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false, true)
 	case l.unwrapKey != "":
-		return true, runUnwrapKey(g, l.unwrapKey, l.keyRef, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false)
+		return true, runUnwrapKey(g, l.unwrapKey, l.keyRef, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false, true)
 	default:
 		f := &importFlags{nofm: nofmFlags{total: l.pwdTotal, files: l.pwdSharesFile}}
 		if changed("password") {

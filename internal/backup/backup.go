@@ -166,6 +166,9 @@ type RestoreResult struct {
 	// Verified tells that the key read back matches the backup's public
 	// key (RSA and EC keys with a certificate in the backup).
 	Verified bool `json:"verified"`
+	// HasPRKD and HasCert tell what the backup carried besides the blob.
+	HasPRKD bool `json:"has_description"`
+	HasCert bool `json:"has_certificate"`
 }
 
 // Errors of Restore.
@@ -224,7 +227,7 @@ func prepare(file []byte, name string) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &prepared{f: f, bl: bl, res: RestoreResult{KCV: fmt.Sprintf("%X", bl.KCV), Type: bl.Type.String()}}
+	p := &prepared{f: f, bl: bl, res: RestoreResult{KCV: fmt.Sprintf("%X", bl.KCV), Type: bl.Type.String(), HasPRKD: len(f.PRKD) > 0, HasCert: len(f.Cert) > 0}}
 	if len(f.Cert) > 0 {
 		if c, err := cvc.Parse(f.Cert); err == nil {
 			p.pub = &c.PublicKey
