@@ -38,14 +38,7 @@ func TestE2EKeysInterop(t *testing.T) {
 
 	setup := func(t *testing.T, name string) func(string, ...string) string {
 		bed, _ := startBed(t, name)
-		run := func(prog string, args ...string) string {
-			t.Helper()
-			out, err := bed.Run(prog, args...)
-			if err != nil {
-				t.Fatalf("%s %s: %v\n%s", prog, strings.Join(args, " "), err, out)
-			}
-			return out
-		}
+		run := runner(t, bed)
 		run("sc-hsm-tool", "--initialize", "--so-pin", "3537363231383830", "--pin", "648219", "--dkek-shares", "1")
 		run("pico-hsm-tool", "import-dkek-share", share, "--password", "seed-share-1-Pw", "--pin", "648219")
 		return run

@@ -21,14 +21,7 @@ func TestE2EShareInterop(t *testing.T) {
 
 	t.Run("initialized by sc-hsm-tool", func(t *testing.T) {
 		bed, _ := startBed(t, "interop-1")
-		run := func(name string, args ...string) string {
-			t.Helper()
-			out, err := bed.Run(name, args...)
-			if err != nil {
-				t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-			}
-			return out
-		}
+		run := runner(t, bed)
 		run("sc-hsm-tool", "--initialize", "--so-pin", "3537363231383830", "--pin", "648219", "--dkek-shares", "2")
 		out := run("sc-hsm-tool", "--create-dkek-share", theirs, "--password", "theirs-Pw-2026")
 		if !strings.Contains(out, "DKEK share created and saved to "+theirs) {
@@ -76,14 +69,7 @@ func TestE2EShareInterop(t *testing.T) {
 			t.Fatal("the previous subtest failed: its share files are needed here")
 		}
 		bed, _ := startBed(t, "interop-2")
-		run := func(name string, args ...string) string {
-			t.Helper()
-			out, err := bed.Run(name, args...)
-			if err != nil {
-				t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-			}
-			return out
-		}
+		run := runner(t, bed)
 		run("pico-hsm-tool", "initialize", "--so-pin", "3537363231383830", "--pin", "648219", "--dkek-shares", "2")
 		out := run("sc-hsm-tool")
 		if !strings.Contains(out, "DKEK import pending, 2 share(s) still missing") {

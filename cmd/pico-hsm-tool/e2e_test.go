@@ -156,3 +156,16 @@ func facts(out string) []string {
 	}
 	return keep
 }
+
+// runner returns a function that runs a program against the bed and fails
+// the test, with the program's output, when it exits non-zero.
+func runner(t *testing.T, bed *testbed.Bed) func(string, ...string) string {
+	return func(name string, args ...string) string {
+		t.Helper()
+		out, err := bed.Run(name, args...)
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+}
