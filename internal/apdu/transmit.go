@@ -34,6 +34,10 @@ func (ch *Channel) Transmit(c Command) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
+	if c.Secret {
+		// The encoding copies the PIN or share: wipe it when done.
+		defer clear(raw)
+	}
 	r, err := ch.roundTrip(c, raw)
 	if err != nil {
 		return Response{}, err

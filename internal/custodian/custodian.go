@@ -99,7 +99,9 @@ func AskShares(t secret.Terminal, n int) (*shamir.Set, error) {
 			if err == nil {
 				break
 			}
-			fmt.Fprintf(t, "%v. Please retry.\n", err)
+			// Not the parser's message: it would echo what was typed
+			// without echo.
+			fmt.Fprintln(t, "That is not a share value: type the colon-separated hexadecimal shown at creation. Please retry.")
 		}
 		set.Shares = append(set.Shares, sh)
 	}

@@ -5,9 +5,10 @@ import (
 	"testing"
 )
 
-// FuzzUnmarshal checks that Unmarshal never panics, and that whatever it
-// accepts is a point on the curve that re-encodes to the same bytes. The
-// first input selects the curve (index into Curves()).
+// FuzzUnmarshal checks that Unmarshal never panics, that every rejection
+// is an error with a message, and that whatever it accepts is a point on
+// the curve that re-encodes to the same bytes. The first input selects the
+// curve (index into Curves()).
 func FuzzUnmarshal(f *testing.F) {
 	for i, c := range Curves() {
 		g := c.Marshal(c.Gx, c.Gy)
@@ -27,6 +28,9 @@ func FuzzUnmarshal(f *testing.F) {
 		if err != nil {
 			if x != nil || y != nil {
 				t.Fatal("coordinates returned with an error")
+			}
+			if err.Error() == "" {
+				t.Fatal("rejection without a message")
 			}
 			return
 		}

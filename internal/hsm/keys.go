@@ -85,9 +85,9 @@ func (d *Device) WrapKey(ref byte) ([]byte, error) {
 	}
 	switch {
 	case apdu.IsStatus(err, apdu.SWFileNotFound):
-		return nil, fmt.Errorf("key reference %d not found: %w (%w)", ref, ErrKeyNotFound, err)
+		return nil, &keyNotFound{ref, err}
 	case apdu.IsStatus(err, apdu.SWReferenceNotFound):
-		return nil, fmt.Errorf("cannot wrap key reference %d: %w (%w)", ref, ErrDKEKIncomplete, err)
+		return nil, fmt.Errorf("cannot wrap key reference %d: %w: import the outstanding DKEK shares first (%w)", ref, ErrDKEKIncomplete, err)
 	case apdu.IsStatus(err, apdu.SWConditionsNotSatisfied):
 		return nil, fmt.Errorf("cannot wrap key reference %d: %w (%w)", ref, ErrNotExportable, err)
 	}
@@ -114,9 +114,27 @@ func (d *Device) Sign(ref, alg byte, data []byte) ([]byte, error) {
 	sig, err := d.ch.Do(apdu.Command{CLA: 0x80, INS: 0x68, P1: ref, P2: alg, Data: data, Ne: 65536, Name: "SIGNATURE"})
 	if err != nil {
 		if apdu.IsStatus(err, apdu.SWFileNotFound) {
-			return nil, fmt.Errorf("key reference %d not found: %w (%w)", ref, ErrKeyNotFound, err)
+			return nil, &keyNotFound{ref, err}
 		}
 		return nil, fmt.Errorf("sign with key reference %d: %w", ref, err)
 	}
 	return sig, nil
 }
+
+// keyNotFound is a 6A82 answer about a key: it matches ErrKeyNotFound and
+// the status word.
+type keyNotFound struct {
+	ref byte
+	err error
+}
+
+func (e *keyNotFound) Error() string {
+	var se *apdu.StatusError
+	sw := ""
+	if errors.As(e.err, &se) {
+		sw = fmt.Sprintf(" (SW %04X)", se.SW)
+	}
+	return fmt.Sprintf("key reference %d not found: list the keys with list-keys%s", e.ref, sw)
+}
+
+func (e *keyNotFound) Unwrap() []error { return []error{ErrKeyNotFound, e.err} }

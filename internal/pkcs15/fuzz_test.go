@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// FuzzParse checks that Parse never panics and that whatever it accepts
+// FuzzParse checks that Parse never panics or changes its input, that every
+// rejection is an error with a message, and that whatever it accepts
 // marshals to bytes it parses back to the same fields. The seed corpus is
 // every vector in testdata plus testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
@@ -21,8 +22,15 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		in := bytes.Clone(b)
 		k, err := Parse(b)
+		if !bytes.Equal(in, b) {
+			t.Fatal("Parse modified its input")
+		}
 		if err != nil {
+			if k != nil || err.Error() == "" {
+				t.Fatalf("rejection %#v with key %v", err, k)
+			}
 			return
 		}
 		m := k.Marshal()

@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// FuzzParseSet checks that ParseSet never panics, that whatever it accepts
-// is a valid set that Combine handles, and that Format writes it back in a
-// form ParseSet reads to the same set. The seed corpus is the vectors of
-// testdata/sets and testdata/bad and a few edge cases.
+// FuzzParseSet checks that ParseSet never panics, that every rejection is
+// an error with a message, that whatever it accepts is a valid set that
+// Combine handles, and that Format writes it back in a form ParseSet reads
+// to the same set. The seed corpus is the vectors of testdata/sets and
+// testdata/bad, a few edge cases and testdata/fuzz/FuzzParseSet.
 func FuzzParseSet(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*.txt")
 	for _, name := range files {
@@ -35,6 +36,9 @@ func FuzzParseSet(f *testing.F) {
 		if err != nil {
 			if set != nil {
 				t.Fatal("set returned with an error")
+			}
+			if err.Error() == "" {
+				t.Fatal("rejection without a message")
 			}
 			return
 		}

@@ -46,7 +46,8 @@ func Parse(r io.Reader) ([]Exchange, error) {
 	var cur *Exchange
 	var into *[]byte
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	// Lines up to 1 MiB; the buffer grows only as far as a line needs.
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	line := 0
 	for sc.Scan() {
 		line++

@@ -73,15 +73,23 @@ type Blob struct {
 // ErrBlob is wrapped by every error about a malformed blob.
 var ErrBlob = errors.New("not a valid SmartCard-HSM key blob")
 
-// maxBlob bounds a blob: the largest key the device holds (RSA-4096 with
-// CRT parts) is well under 4 KiB.
-const maxBlob = 8192
+// maxEncrypted bounds the encrypted part of a blob: the largest key the
+// device holds (RSA-4096 with CRT parts) is well under 4 KiB. The four
+// lists before it are bounded by their 2-byte lengths, so maxBlob bounds a
+// whole blob. The bound is on the key part, which Seal writes back at the
+// same size, and not on the whole blob: Seal writes the default algorithm
+// OID, up to 10 bytes more than a blob may have had, and a key that Open
+// accepted must wrap again into a blob that ParseBlob accepts.
+const (
+	maxEncrypted = 8192
+	maxBlob      = 8 + 1 + 4*(2+0xFFFF) + maxEncrypted + 16
+)
 
 // ParseBlob parses b without decrypting it. Every length is checked against
 // what is left, so a hostile blob gives an error, never a panic.
 func ParseBlob(b []byte) (*Blob, error) {
 	if len(b) > maxBlob {
-		return nil, fmt.Errorf("%w: %d bytes is larger than any key", ErrBlob, len(b))
+		return nil, fmt.Errorf("%w: %d bytes is larger than any key blob", ErrBlob, len(b))
 	}
 	if len(b) < 8+1+4*2+16+16 {
 		return nil, fmt.Errorf("%w: only %d bytes", ErrBlob, len(b))
@@ -111,6 +119,9 @@ func ParseBlob(b []byte) (*Blob, error) {
 	if len(rest) == 0 || len(rest)%aes.BlockSize != 0 {
 		return nil, fmt.Errorf("%w: encrypted part of %d bytes is not a whole number of AES blocks", ErrBlob, len(rest))
 	}
+	if len(rest) > maxEncrypted {
+		return nil, fmt.Errorf("%w: encrypted part of %d bytes is larger than any key", ErrBlob, len(rest))
+	}
 	bl.Encrypted = rest
 	copy(bl.MAC[:], b[len(b)-16:])
 	return bl, nil
@@ -128,8 +139,11 @@ func Derive(dkek []byte) Keys {
 	var k Keys
 	s := sha256.Sum256(dkek)
 	copy(k.KCV[:], s[:8])
-	k.Enc = sha256.Sum256(append(bytes.Clone(dkek), 0, 0, 0, 1))
-	k.MAC = sha256.Sum256(append(bytes.Clone(dkek), 0, 0, 0, 2))
+	buf := append(bytes.Clone(dkek), 0, 0, 0, 1)
+	defer clear(buf)
+	k.Enc = sha256.Sum256(buf)
+	buf[len(buf)-1] = 2
+	k.MAC = sha256.Sum256(buf)
 	return k
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/big"
 	"os"
+	"reflect"
 	"testing"
 )
 
@@ -155,3 +156,79 @@ func TestParseRejects(t *testing.T) {
 }
 
 func toLower(s string) string { return string(bytes.ToLower([]byte(s))) }
+
+// TestResealLimits checks, at the size limits, that a blob ParseBlob
+// rejects is refused and that a key Open accepted wraps again into a blob
+// ParseBlob accepts and that opens to the same key. Regression: ParseBlob
+// bounded the whole blob to 8192 bytes, but Seal writes the 10-byte default
+// OID that a blob may lack, so the largest blobs re-sealed over the bound
+// (FuzzOpen's round-trip property; corpus entry
+// testdata/fuzz/FuzzOpen/largest-rsa-blob-reseals-over-bound).
+func TestResealLimits(t *testing.T) {
+	// plain is what the firmware encrypts: 8 random bytes, the key size,
+	// then the fields, each with its 2-byte length, padded with 80 00.. to
+	// the block boundary.
+	plain := func(size int, fields ...[]byte) []byte {
+		p := append(bytes.Repeat([]byte{'A'}, 8), byte(size>>8), byte(size))
+		for _, f := range fields {
+			p = append(p, byte(len(f)>>8), byte(len(f)))
+			p = append(p, f...)
+		}
+		if len(p)%16 != 0 {
+			p = append(p, 0x80)
+			for len(p)%16 != 0 {
+				p = append(p, 0)
+			}
+		}
+		return p
+	}
+	aes512 := append(bytes.Repeat([]byte{'A'}, 8), 0, 64)
+	aes512 = append(aes512, bytes.Repeat([]byte{7}, 64)...)
+	aes512 = append(aes512, 0x80, 0, 0, 0, 0, 0)
+	tests := []struct {
+		name string
+		bl   Blob
+		// parseErr is set when ParseBlob must refuse the blob.
+		parseErr bool
+	}{
+		{"largest RSA key, 15-byte allowed list, no OID", Blob{Type: TypeRSA, Allowed: bytes.Repeat([]byte{'A'}, 15),
+			Encrypted: plain(2048, bytes.Repeat([]byte{'A'}, 8128), nil, nil)}, false},
+		{"largest EC key, long lists", Blob{Type: TypeEC, AlgorithmOID: []byte{1}, Allowed: bytes.Repeat([]byte{0x70}, 300),
+			AccessConditions: make([]byte, 100), KeyOID: make([]byte, 100),
+			Encrypted: plain(256, nil, nil, nil, nil, nil, bytes.Repeat([]byte{1}, maxEncrypted-26), nil)}, false},
+		{"AES-512 without OID", Blob{Type: TypeAES, Encrypted: aes512}, false},
+		{"encrypted part one block too long", Blob{Type: TypeRSA,
+			Encrypted: plain(2048, bytes.Repeat([]byte{'A'}, maxEncrypted), nil, nil)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := reseal(t, &tt.bl, dkekA)
+			bl, err := ParseBlob(raw)
+			if tt.parseErr {
+				if !errors.Is(err, ErrBlob) {
+					t.Fatalf("%d-byte blob: %v, want ErrBlob", len(raw), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%d-byte blob: %v", len(raw), err)
+			}
+			key, err := bl.Open(dkekA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sealed, err := Seal(dkekA, key, bl.Allowed, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bl2, err := ParseBlob(sealed)
+			if err != nil {
+				t.Fatalf("re-sealed %d-byte blob (from %d bytes): %v", len(sealed), len(raw), err)
+			}
+			key2, err := bl2.Open(dkekA)
+			if err != nil || !reflect.DeepEqual(key2, key) {
+				t.Fatalf("re-sealed blob opens to another key: %v", err)
+			}
+		})
+	}
+}
