@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 				}
 				dkekshare.SetIterationsForTesting(n)
 			}
+			installTestFault() // PICO_HSM_TEST_FAULT, see fault_test.go
 			os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 		},
 	})

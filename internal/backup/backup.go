@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
@@ -115,6 +116,11 @@ func WrapToFile(conn *device.Conn, o WrapOptions) (*WrapResult, error) {
 		return err
 	})
 	if err != nil {
+		// WRAP KEY and READ BINARY change nothing on the device, and the
+		// file is written only after the device has answered everything.
+		if device.OutcomeUnknown(err) {
+			return nil, fmt.Errorf("%w; %s and the device is unchanged%s", err, notWritten(o.Path), device.Again(err))
+		}
 		return nil, err
 	}
 	data := f.Marshal()
@@ -124,6 +130,15 @@ func WrapToFile(conn *device.Conn, o WrapOptions) (*WrapResult, error) {
 	bl, _ := wrap.ParseBlob(f.Blob)
 	sum := sha256.Sum256(data)
 	return &WrapResult{Ref: ref, Path: o.Path, SHA256: fmt.Sprintf("%x", sum), KCV: fmt.Sprintf("%X", bl.KCV), Size: len(data)}, nil
+}
+
+// notWritten says that path was not written, and that the file there, if
+// any, keeps its content.
+func notWritten(path string) string {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Sprintf("nothing was written: %s keeps its earlier content", path)
+	}
+	return fmt.Sprintf("nothing was written to %s", path)
 }
 
 // resolve turns a key spec into a key reference; a bare reference needs no
@@ -199,7 +214,7 @@ func Restore(conn *device.Conn, o RestoreOptions) (*RestoreResult, error) {
 	err = conn.Transaction(func() error {
 		fids, err := loginForRestore(conn, o.PIN, o.AllowLastTry, p.bl.KCV)
 		if err != nil {
-			return err
+			return nothingRestored(err)
 		}
 		return restoreOne(conn, p, fids, o.Ref, o.Force)
 	})
@@ -209,13 +224,24 @@ func Restore(conn *device.Conn, o RestoreOptions) (*RestoreResult, error) {
 	return &p.res, nil
 }
 
+// nothingRestored adds to a failure before the first UNWRAP KEY that the
+// device is as it was, when the failure itself does not make that clear.
+func nothingRestored(err error) error {
+	if device.OutcomeUnknown(err) {
+		return fmt.Errorf("%w; nothing was restored, the device is unchanged%s", err, device.Again(err))
+	}
+	return err
+}
+
 // prepared is a parsed backup, checked as far as it can be without the
 // device.
 type prepared struct {
-	f   *wrap.File
-	bl  *wrap.Blob
-	pub *cvc.PublicKey
-	res RestoreResult
+	// name is the file's name as given, for messages.
+	name string
+	f    *wrap.File
+	bl   *wrap.Blob
+	pub  *cvc.PublicKey
+	res  RestoreResult
 }
 
 func prepare(file []byte, name string) (*prepared, error) {
@@ -227,7 +253,7 @@ func prepare(file []byte, name string) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &prepared{f: f, bl: bl, res: RestoreResult{KCV: fmt.Sprintf("%X", bl.KCV), Type: bl.Type.String(), HasPRKD: len(f.PRKD) > 0, HasCert: len(f.Cert) > 0}}
+	p := &prepared{name: name, f: f, bl: bl, res: RestoreResult{KCV: fmt.Sprintf("%X", bl.KCV), Type: bl.Type.String(), HasPRKD: len(f.PRKD) > 0, HasCert: len(f.Cert) > 0}}
 	if len(f.Cert) > 0 {
 		if c, err := cvc.Parse(f.Cert); err == nil {
 			p.pub = &c.PublicKey
@@ -283,22 +309,41 @@ func restoreOne(conn *device.Conn, p *prepared, fids []uint16, ref int, force bo
 	}
 	res.Ref = ref
 	r := byte(ref)
+	// finish is the command that completes an interrupted restore of this
+	// key whatever state it left: the reference was free or --force was
+	// given, and UNWRAP KEY replaces a key only with one that decodes, so
+	// running it again can only put the backup's key there.
+	finish := fmt.Sprintf("finish with 'pico-hsm-tool unwrap-key %s --key-reference %d --force'", p.name, ref)
 	if err := conn.UnwrapKey(r, f.Blob); err != nil {
-		if res.Replace {
+		// Only a status word that refuses (6400 the blob does not decode,
+		// 6982 no PIN session, ...) says the firmware did nothing.
+		refused := device.Refused(err)
+		switch {
+		case !refused && res.Replace:
+			return fmt.Errorf("%w; key reference %d holds either its old key or the restored one (without its label and certificate): %s", err, ref, finish)
+		case !refused:
+			return fmt.Errorf("%w; key reference %d is either still free or holds the restored key (without its label and certificate): %s", err, ref, finish)
+		case res.Replace:
 			return fmt.Errorf("%w; the key at reference %d is unchanged", err, ref)
 		}
 		return err
+	}
+	// From here on the key is in place, replacing the old one if any; what
+	// fails leaves it without its label or certificate, or unverified.
+	done := fmt.Sprintf("the key was restored at reference %d,", ref)
+	if res.Replace {
+		done = fmt.Sprintf("the key was restored at reference %d, replacing the old key,", ref)
 	}
 	// Read the key back: the firmware made a new CV request for it.
 	if bl.Type != wrap.TypeAES {
 		req, err := conn.ReadFile(hsm.KeyFID(hsm.PrefixEECert, r))
 		if err != nil {
-			return fmt.Errorf("the key was restored at reference %d, but reading it back failed: %w", ref, err)
+			return fmt.Errorf("%s but reading it back failed: %w; %s", done, err, finish)
 		}
 		if p.pub != nil {
 			c, err := cvc.Parse(req)
 			if err != nil {
-				return fmt.Errorf("the key was restored at reference %d, but its public key cannot be read back: %w", ref, err)
+				return fmt.Errorf("%s but its public key cannot be read back: %w; %s", done, err, finish)
 			}
 			if !samePublicKey(&c.PublicKey, p.pub) {
 				return fmt.Errorf("the key restored at reference %d does not match the backup's public key: do not use it; restore again or investigate the device", ref)
@@ -313,12 +358,12 @@ func restoreOne(conn *device.Conn, p *prepared, fids []uint16, ref int, force bo
 	}
 	if len(prkd) > 0 {
 		if err := conn.UpdateFile(hsm.KeyFID(hsm.PrefixPRKD, r), prkd); err != nil {
-			return fmt.Errorf("the key was restored at reference %d, but writing its description failed: %w", ref, err)
+			return fmt.Errorf("%s but writing its description (label and ID) failed: %w; %s", done, err, finish)
 		}
 	}
 	if len(f.Cert) > 0 {
 		if err := conn.UpdateFile(hsm.KeyFID(hsm.PrefixEECert, r), f.Cert); err != nil {
-			return fmt.Errorf("the key was restored at reference %d, but writing its certificate failed: %w", ref, err)
+			return fmt.Errorf("%s but writing its certificate failed: %w; %s", done, err, finish)
 		}
 	}
 	return nil

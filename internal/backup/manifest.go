@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
 )
 
@@ -89,20 +91,48 @@ var ErrPartial = errors.New("some keys failed")
 // exported are listed as skipped. Every file, the manifest included, is
 // written atomically with mode 0600 and never over an existing one without
 // Force.
+//
+// Nothing is written until the device has answered everything, so that an
+// interrupted session (card removed, pcscd gone) leaves the directory as it
+// was. A key the device fails to wrap makes a partial backup (ErrPartial)
+// in a new directory, but never replaces an earlier backup: with Force
+// over one, the earlier backup stays whole and nothing is written.
 func BackupAll(conn *device.Conn, o BackupOptions) (*Manifest, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	_, statErr := os.Stat(o.Dir)
+	created := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("--out-dir: %w", err)
 	}
+	manifestPath := filepath.Join(o.Dir, ManifestName)
 	if !o.Force {
-		if err := atomicfile.CheckAbsent(filepath.Join(o.Dir, ManifestName)); err != nil {
+		if err := atomicfile.CheckAbsent(manifestPath); err != nil {
 			return nil, fmt.Errorf("%w (a backup is already in this directory)", err)
 		}
 	}
+	_, statErr = os.Lstat(manifestPath)
+	earlier := statErr == nil
+	// untouched says that the directory is as it was, and removes it if
+	// this run created it.
+	untouched := func() string {
+		if created {
+			os.Remove(o.Dir)
+		}
+		if earlier {
+			return fmt.Sprintf("nothing was written: the earlier backup in %s is unchanged", o.Dir)
+		}
+		return fmt.Sprintf("nothing was written to %s", o.Dir)
+	}
 	m := &Manifest{Version: 1, Created: o.Now().UTC(), Reader: conn.Reader, Keys: []Entry{}, Skipped: []Skipped{}}
 	var failed []string
+	type file struct {
+		name string
+		data []byte
+		e    Entry
+	}
+	var files []file
 	err := conn.Transaction(func() error {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
@@ -128,6 +158,10 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*Manifest, error) {
 				continue
 			}
 			f, err := Export(conn.Device, byte(k.Ref))
+			if device.Interrupted(err) {
+				// The session is gone: no later key can be wrapped.
+				return fmt.Errorf("key reference %d: %w", k.Ref, err)
+			}
 			if err != nil {
 				failed = append(failed, fmt.Sprintf("key reference %d: %v", k.Ref, err))
 				continue
@@ -142,18 +176,28 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*Manifest, error) {
 				}
 				e.Verified = true
 			}
-			if err := atomicfile.Write(filepath.Join(o.Dir, name), data, 0o600, o.Force); err != nil {
-				failed = append(failed, fmt.Sprintf("key reference %d: %v", k.Ref, err))
-				continue
-			}
-			sum := sha256.Sum256(data)
-			e.SHA256 = fmt.Sprintf("%x", sum)
-			m.Keys = append(m.Keys, e)
+			files = append(files, file{name, data, e})
 		}
 		return nil
 	})
 	if err != nil {
+		if device.OutcomeUnknown(err) {
+			return nil, fmt.Errorf("%w; %s%s", err, untouched(), device.Again(err))
+		}
+		untouched()
 		return nil, err
+	}
+	if len(failed) > 0 && earlier {
+		return nil, fmt.Errorf("%s; %s: run the backup again, or back up into an empty directory to keep the keys that worked", strings.Join(failed, "; "), untouched())
+	}
+	for _, f := range files {
+		if err := atomicfile.Write(filepath.Join(o.Dir, f.name), f.data, 0o600, o.Force); err != nil {
+			failed = append(failed, fmt.Sprintf("key reference %d: %v", f.e.Ref, err))
+			continue
+		}
+		sum := sha256.Sum256(f.data)
+		f.e.SHA256 = fmt.Sprintf("%x", sum)
+		m.Keys = append(m.Keys, f.e)
 	}
 	js, _ := json.MarshalIndent(m, "", "  ")
 	if err := atomicfile.Write(filepath.Join(o.Dir, ManifestName), append(js, '\n'), 0o600, o.Force); err != nil {
@@ -165,32 +209,71 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*Manifest, error) {
 	return m, nil
 }
 
-// ReadManifest reads and checks a backup directory's manifest.
+// ReadManifest reads and checks a backup directory's manifest (see
+// ParseManifest).
 func ReadManifest(dir string) (*Manifest, error) {
-	f, err := os.Open(filepath.Join(dir, ManifestName))
+	path := filepath.Join(dir, ManifestName)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, errors.Unwrap(err))
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 4<<20))
+	b, err := io.ReadAll(io.LimitReader(f, maxManifest))
 	if err != nil {
 		return nil, err
 	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		var me *manifestError
+		if errors.As(err, &me) && me.syntax {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return m, nil
+}
+
+// maxManifest bounds what ReadManifest reads of a manifest.
+const maxManifest = 4 << 20
+
+// manifestError is an error of ParseManifest; syntax marks a manifest that
+// is not JSON of the expected shape, which ReadManifest reports with the
+// file's path rather than the directory's.
+type manifestError struct {
+	msg    string
+	syntax bool
+}
+
+func (e *manifestError) Error() string { return e.msg }
+
+// ParseManifest decodes and checks the contents of a manifest.json: JSON
+// with no unknown fields, version 1, and key file names that stay inside
+// the backup directory (validFileName).
+func ParseManifest(b []byte) (*Manifest, error) {
 	var m Manifest
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: not a backup manifest: %v", filepath.Join(dir, ManifestName), err)
+		return nil, &manifestError{msg: fmt.Sprintf("not a backup manifest: %v", err), syntax: true}
 	}
 	if m.Version != 1 {
-		return nil, fmt.Errorf("%s: manifest version %d, this tool reads 1", dir, m.Version)
+		return nil, &manifestError{msg: fmt.Sprintf("manifest version %d, this tool reads 1", m.Version)}
 	}
 	for _, e := range m.Keys {
-		if e.File != filepath.Base(e.File) || e.File == "" || e.File == "." || e.File == ".." {
-			return nil, fmt.Errorf("%s: manifest names the file %q outside the backup directory", dir, e.File)
+		if !validFileName(e.File) {
+			return nil, &manifestError{msg: fmt.Sprintf("manifest names the file %q outside the backup directory", e.File)}
 		}
 	}
 	return &m, nil
+}
+
+// validFileName reports whether name is a plain file name that, joined to
+// the backup directory, names a file directly inside it: not empty, not .
+// or .., and without a path separator of any system (/ and \) or a NUL.
+// FileName only makes names of [A-Za-z0-9._-].
+func validFileName(name string) bool {
+	return name != "" && name != "." && name != ".." &&
+		!strings.ContainsAny(name, "/\\\x00") && name == filepath.Base(name)
 }
 
 // KeyResult is one key of RestoreAll.
@@ -243,28 +326,52 @@ func RestoreAll(conn *device.Conn, o RestoreAllOptions) ([]KeyResult, error) {
 		}
 	}
 	results := make([]KeyResult, len(m.Keys))
-	failed := 0
+	for i, e := range m.Keys {
+		results[i].File = e.File
+	}
+	failed, restored := 0, 0
+	stoppedAt := -1
 	err = conn.Transaction(func() error {
 		fids, err := loginForRestore(conn, o.PIN, o.AllowLastTry, kcv)
 		if err != nil {
-			return err
+			return nothingRestored(err)
 		}
 		for i, e := range m.Keys {
-			results[i].File = e.File
 			if err := restoreOne(conn, preps[i], fids, e.Ref, o.Force); err != nil {
 				results[i].Error = err.Error()
 				failed++
+				if device.Interrupted(err) {
+					// The session is gone: no later key can be restored now.
+					stoppedAt = i
+					for j := i + 1; j < len(m.Keys); j++ {
+						results[j].Error = "not restored: the restore was interrupted before this key"
+						failed++
+					}
+					return nil
+				}
 				continue
 			}
 			results[i].Result = &preps[i].res
-			if fids, err = conn.ListObjects(); err != nil {
-				return err
-			}
+			restored++
+			// The key file exists now; the list need not be read again
+			// (reading it could fail after the key was restored, and the
+			// run would then hide what it did).
+			fids = append(fids, hsm.KeyFID(hsm.PrefixKey, byte(preps[i].res.Ref)))
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if stoppedAt >= 0 {
+		msg := fmt.Sprintf("%d of %d keys were not restored: the restore was interrupted at %s (its state and how to finish it are above)", failed, len(m.Keys), m.Keys[stoppedAt].File)
+		if stoppedAt+1 < len(m.Keys) {
+			msg += "; then run the same restore again for the keys after it"
+			if restored > 0 && !o.Force {
+				msg += " (those already restored are then reported as in use)"
+			}
+		}
+		return results, fmt.Errorf("%w: %s", ErrPartial, msg)
 	}
 	if failed > 0 {
 		return results, fmt.Errorf("%w: %d of %d keys were not restored", ErrPartial, failed, len(m.Keys))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
@@ -71,6 +72,9 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 	}
 	res := &ImportResult{}
 	var uncommitted bool
+	// imported counts the shares the device confirmed in this run; sent is
+	// set while a share is on its way.
+	imported, sent := 0, false
 	err := conn.Transaction(func() error {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
@@ -96,9 +100,14 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			}
 			pinSession = true
 		}
-		for _, s := range o.Shares {
+		for i, s := range o.Shares {
 			var err error
+			sent = true
 			st, err = conn.ImportDKEKShare(s)
+			if err != nil && !device.Refused(err) {
+				return fmt.Errorf("%w; %s", err, shareUnknown(i, len(o.Shares), pinSession))
+			}
+			sent = false
 			if errors.Is(err, hsm.ErrAllSharesImported) {
 				// Say which: no shares configured, or all of them in.
 				if st2, err2 := conn.DKEKStatus(); err2 == nil {
@@ -111,6 +120,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			if err != nil {
 				return err
 			}
+			imported++
 			fmt.Fprintln(o.Out, "DKEK share imported")
 			printDKEK(o.Out, st)
 		}
@@ -151,6 +161,9 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		return nil
 	})
 	if err != nil {
+		if !sent && imported == 0 && device.OutcomeUnknown(err) {
+			return nil, fmt.Errorf("%w; no share was imported, the device is as it was%s", err, device.Again(err))
+		}
 		return nil, err
 	}
 	if uncommitted {
@@ -160,6 +173,24 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		return res, ErrNotCommitted
 	}
 	return res, nil
+}
+
+// shareUnknown says what state an import is in when the answer to share
+// i (from 0) of n was lost. Importing a share twice makes a wrong DKEK, so
+// the person must look before importing again.
+func shareUnknown(i, n int, pinSession bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "share %d of %d may or may not have been imported", i+1, n)
+	if i > 0 {
+		fmt.Fprintf(&b, " (the %d before it were)", i)
+	}
+	b.WriteString(": run 'pico-hsm-tool status' to see how many shares the device still expects, then import only those")
+	if i == n-1 && !pinSession {
+		// Without a PIN session the firmware commits the DKEK only at the
+		// next VERIFY, and a device unplugged before it has lost it.
+		b.WriteString("; if none is missing, run 'pico-hsm-tool status --pin' at once, which commits the DKEK, and compare its check value with the shares' ('pico-hsm-tool dkek-share kcv'): if they differ, the device lost the DKEK when it was unplugged, so re-initialize it and import every share again (import with --pin to avoid this)")
+	}
+	return b.String()
 }
 
 // checkOutstanding refuses shares the device does not expect.

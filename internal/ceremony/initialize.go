@@ -56,6 +56,9 @@ func Initialize(conn *device.Conn, o InitOptions) (*InitResult, error) {
 		return nil, errors.New("--label must not be longer than 100 characters")
 	}
 	res := &InitResult{}
+	// sent is set once INITIALIZE is on its way: from then on a failure
+	// leaves the device in a state the host cannot know.
+	sent := false
 	err := conn.Transaction(func() error {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
@@ -93,7 +96,13 @@ func Initialize(conn *device.Conn, o InitOptions) (*InitResult, error) {
 				}
 			}
 		}
+		sent = true
 		if err := conn.Initialize(&o.Params); err != nil {
+			if !device.Refused(err) {
+				// Running it again is right in either case: the SO-PIN it
+				// verifies is the one given, old and new.
+				return fmt.Errorf("%w; the device may or may not have been initialized: run the same initialize command again, then check with 'pico-hsm-tool status'", err)
+			}
 			return err
 		}
 		if o.Label != "" {
@@ -102,6 +111,9 @@ func Initialize(conn *device.Conn, o InitOptions) (*InitResult, error) {
 		return nil
 	})
 	if err != nil {
+		if !sent && device.OutcomeUnknown(err) {
+			return nil, fmt.Errorf("%w; nothing was changed, the device is as it was%s", err, device.Again(err))
+		}
 		return nil, err
 	}
 	return res, nil

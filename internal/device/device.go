@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ebfe/scard"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/pcsc"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/sim"
@@ -43,6 +46,60 @@ type Conn struct {
 	card *pcsc.Card
 	ctx  *pcsc.Context
 	inTx bool
+	// tap, when set, carries every APDU of the connection (Intercept).
+	tap func(cmd []byte, send func([]byte) ([]byte, error)) ([]byte, error)
+}
+
+// TestHook, when set, is called by Open with each new connection before
+// its first APDU, the reader probe's included: Conn.Sim is set for
+// sim:PATH, and the hook may arm a fault plan on it (sim.Device.Inject) or
+// Intercept the APDUs. Only tests set it; cmd/pico-hsm-tool's test binary
+// sets it from PICO_HSM_TEST_FAULT, which the real binary never reads, so
+// that the fault matrix (docs/reliability.md) runs the real command.
+var TestHook func(*Conn)
+
+// Intercept routes every later APDU of the connection through fn, which
+// sends it with send (or not), and may change the answer or fail. Tests use
+// it to pause or break an operation at a chosen APDU.
+func (c *Conn) Intercept(fn func(cmd []byte, send func([]byte) ([]byte, error)) ([]byte, error)) {
+	c.tap = fn
+}
+
+// tapped is the transport of a connection: the card or the simulated
+// device, through the connection's tap when one is set.
+type tapped struct {
+	c *Conn
+	t apdu.Transport
+}
+
+func (t tapped) Transmit(cmd []byte) ([]byte, error) {
+	if t.c.tap != nil {
+		return t.c.tap(cmd, t.t.Transmit)
+	}
+	return t.t.Transmit(cmd)
+}
+
+// simCard is the simulated device as a transport. The faults injected
+// into it fail the way the real PC/SC stack fails (see pcsc.classify): a
+// removed card is SCARD_W_REMOVED_CARD, a reset SCARD_W_RESET_CARD, and a
+// pcscd gone SCARD_E_NO_SERVICE, so that every layer above, and the
+// messages the user reads, behave as they do with a real reader.
+type simCard struct {
+	d      *sim.Device
+	reader string
+}
+
+func (s simCard) Transmit(cmd []byte) ([]byte, error) {
+	r, err := s.d.Transmit(cmd)
+	switch {
+	case errors.Is(err, sim.ErrCardRemoved):
+		return nil, &pcsc.Error{Op: "transmit", Reader: s.reader, Kind: pcsc.ErrCardRemoved, Code: scard.ErrRemovedCard}
+	case errors.Is(err, sim.ErrCardReset):
+		return nil, &pcsc.Error{Op: "transmit", Reader: s.reader, Kind: pcsc.ErrCardRemoved, Code: scard.ErrResetCard}
+	case errors.Is(err, sim.ErrNoService):
+		return nil, &pcsc.Error{Op: "transmit", Reader: s.reader, Kind: pcsc.ErrNoService, Code: scard.ErrNoService}
+	}
+	return r, err
 }
 
 // Open opens the device o names. The caller must Close it.
@@ -56,10 +113,17 @@ func Open(o Options) (*Conn, error) {
 			return nil, err
 		}
 		d.PowerOn()
-		conn := &Conn{Device: hsm.New(d, o.Trace), Reader: o.Reader, ATR: d.ATR(), Sim: d}
+		conn := &Conn{Reader: o.Reader, ATR: d.ATR(), Sim: d}
+		conn.Device = hsm.New(tapped{conn, simCard{d, o.Reader}}, o.Trace)
+		if TestHook != nil {
+			TestHook(conn)
+		}
 		info, err := conn.SelectApplication()
 		if err != nil {
 			d.Close()
+			if OutcomeUnknown(err) {
+				return nil, fmt.Errorf("%w; the command did not start, the device is unchanged%s", err, Again(err))
+			}
 			return nil, err
 		}
 		conn.Selected(info)
@@ -69,11 +133,15 @@ func Open(o Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn := &Conn{Reader: o.Reader}
+	if TestHook != nil {
+		TestHook(conn)
+	}
 	// The probe's SELECT is the session's first APDU: its answer is kept,
 	// so that the operation does not send it again.
 	var probed hsm.Info
 	probe := func(c *pcsc.Card) bool {
-		info, err := hsm.New(c, o.Trace).SelectApplication()
+		info, err := hsm.New(tapped{conn, c}, o.Trace).SelectApplication()
 		probed = info
 		return err == nil
 	}
@@ -82,7 +150,8 @@ func Open(o Options) (*Conn, error) {
 		ctx.Release()
 		return nil, err
 	}
-	conn := &Conn{Device: hsm.New(card, o.Trace), Reader: name, ATR: card.ATR(), card: card, ctx: ctx}
+	conn.Device = hsm.New(tapped{conn, card}, o.Trace)
+	conn.Reader, conn.ATR, conn.card, conn.ctx = name, card.ATR(), card, ctx
 	conn.Selected(probed)
 	return conn, nil
 }

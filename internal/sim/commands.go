@@ -266,10 +266,7 @@ func (d *Device) cmdReadBinary(c apdu.Command) ([]byte, uint16) {
 		if len(c.Data) < 2 || c.Data[0] != 0x54 || int(c.Data[1]) > len(c.Data)-2 {
 			return nil, apdu.SWWrongLength
 		}
-		off = 0
-		for _, b := range c.Data[2 : 2+int(c.Data[1])] {
-			off = off<<8 | int(b)
-		}
+		off = offsetValue(c.Data[2 : 2+int(c.Data[1])])
 	}
 	if byte(fid>>8) == prefixKey {
 		return nil, apdu.SWSecurityStatus
@@ -323,10 +320,7 @@ func (d *Device) cmdUpdateBinary(c apdu.Command) uint16 {
 		v := b[1+hl : 1+hl+n]
 		switch b[0] {
 		case 0x54:
-			off = 0
-			for _, x := range v {
-				off = off<<8 | int(x)
-			}
+			off = offsetValue(v)
 		case 0x53:
 			data = v
 		}
@@ -438,6 +432,28 @@ func (d *Device) cmdListKeys(c apdu.Command) ([]byte, uint16) {
 		}
 	}
 	return out, apdu.SWOK
+}
+
+// maxOffset is past the end of every file (4 MiB): offsets from tag 54
+// saturate there. It is small enough that shifting it by 8 fits a 32-bit
+// int.
+const maxOffset = 1 << 22
+
+// offsetValue reads the big-endian offset in the value of tag 54 (READ
+// BINARY B1, UPDATE BINARY). The firmware keeps it in 32 bits
+// (cmd_read_binary.c) or 16 (cmd_update_ef.c); here a longer value
+// saturates at maxOffset, which every handler refuses as past the end or
+// too long, instead of overflowing int into a negative offset, which
+// crashed the device (a slice with a negative start, make with a negative
+// length: testdata/fuzz/FuzzTransmit/*-negative-offset).
+func offsetValue(v []byte) int {
+	off := 0
+	for _, x := range v {
+		if off = off<<8 | int(x); off >= maxOffset {
+			return maxOffset
+		}
+	}
+	return off
 }
 
 // tlvValue finds a one-byte-tag BER-TLV in b, never reading past its end.

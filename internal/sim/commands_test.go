@@ -860,6 +860,16 @@ func TestReadBinary(t *testing.T) {
 			{"short EF identifier", readBin(0x0001, 0, 256), apdu.SWFileNotFound, nil},
 			{"B0 short EF identifier", enc(0x00, 0xB0, 0x81, 0x00, nil, 256), apdu.SWFileNotFound, nil},
 		}},
+		// Regression (testdata/fuzz/FuzzTransmit/
+		// read-binary-negative-offset): an 8-byte offset with the top bit
+		// set overflowed into a negative offset and the slice panicked.
+		{"offsets longer than the firmware's 32 bits are past the end", setup, []call{
+			{"8 bytes, top bit set", enc(0x00, 0xB1, 0xCF, 0x01, hx("54 08 80 00 00 00 00 00 00 00"), 256), apdu.SWWarningEOF, nil},
+			{"8 bytes FF", enc(0x00, 0xB1, 0xCF, 0x01, hx("54 08 FF FF FF FF FF FF FF FF"), 256), apdu.SWWarningEOF, nil},
+			{"9 bytes ending in 00", enc(0x00, 0xB1, 0xCF, 0x01, hx("54 09 01 00 00 00 00 00 00 00 00"), 256), apdu.SWWarningEOF, nil},
+			{"built file", enc(0x00, 0xB1, 0x2F, 0x00, hx("54 08 80 00 00 00 00 00 00 00"), 256), apdu.SWWrongP1P2Plain, nil},
+			{"4 bytes", enc(0x00, 0xB1, 0xCF, 0x01, hx("54 04 00 00 00 04"), 256), apdu.SWOK, []byte("456789")},
+		}},
 		{"without tag 54 answers 6700", setup, []call{
 			{"tag 53", enc(0x00, 0xB1, 0x2F, 0x00, hx("53 02 00 00"), 256), apdu.SWWrongLength, nil},
 			{"no data", enc(0x00, 0xB1, 0x2F, 0x00, nil, 256), apdu.SWWrongLength, nil},
@@ -961,6 +971,19 @@ func TestUpdateBinary(t *testing.T) {
 			{"SELECT CF01", selectFID(0xCF01), apdu.SWOK, nil},
 			{"write CF02", updateBin(0xCF02, 0, []byte("zz")), apdu.SWOK, nil},
 			{"B0 still reads CF01", enc(0x00, 0xB0, 0x00, 0x00, nil, 256), apdu.SWOK, ten},
+		}},
+		// Regression (testdata/fuzz/FuzzTransmit/
+		// update-binary-negative-offset): an 8-byte offset with the top
+		// bit set overflowed into a negative length for make, and a 9-byte
+		// one ending in 00 overflowed to offset 0.
+		{"offsets too long for any file answer 6700", li, []call{
+			{"write 10", updateBin(0xCF01, 0, ten), apdu.SWOK, nil},
+			{"8 bytes, top bit set", enc(0x00, 0xD7, 0xCF, 0x01, hx("54 08 80 00 00 00 00 00 00 00 53 01 BB"), 0), apdu.SWWrongLength, nil},
+			{"8 bytes FF", enc(0x00, 0xD7, 0xCF, 0x01, hx("54 08 FF FF FF FF FF FF FF FF 53 01 BB"), 0), apdu.SWWrongLength, nil},
+			{"9 bytes ending in 00", enc(0x00, 0xD7, 0xCF, 0x01, hx("54 09 01 00 00 00 00 00 00 00 00 53 01 BB"), 0), apdu.SWWrongLength, nil},
+			{"unchanged", readBin(0xCF01, 0, 256), apdu.SWOK, ten},
+			{"4-byte offset", enc(0x00, 0xD7, 0xCF, 0x01, hx("54 04 00 00 00 0A 53 01 BB"), 0), apdu.SWOK, nil},
+			{"appended", readBin(0xCF01, 0, 256), apdu.SWOK, []byte("0123456789\xBB")},
 		}},
 		{"P1-P2 0000 without a current EF answers 6A82", li, []call{
 			{"UPDATE 0000", updateBin(0x0000, 0, ten), apdu.SWFileNotFound, nil},

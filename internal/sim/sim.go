@@ -68,6 +68,7 @@ type Device struct {
 	flashDirty bool
 	// Fault, when set, is consulted before each APDU (fault injection for
 	// tests): a non-nil answer or error is returned instead of processing.
+	// Inject sets it from a Fault plan.
 	Fault func(cmd []byte) ([]byte, error)
 }
 
@@ -127,7 +128,8 @@ func (d *Device) ATR() []byte { return append([]byte(nil), ATR...) }
 // PowerOn, PowerOff and Reset are the reader's power events. The Pico HSM
 // emulator ignores them (pico-keys-sdk src/usb/emulation/emulation.c): the
 // selected application, the PIN session and a pending answer all survive.
-// Only SELECT of the application starts a new session.
+// Only SELECT of the application starts a new session. ResetSession is
+// what a reset does to a USB Pico HSM instead, for fault injection.
 func (d *Device) PowerOn()  {}
 func (d *Device) PowerOff() {}
 func (d *Device) Reset()    {}
@@ -162,14 +164,20 @@ func (d *Device) save(sync bool) error {
 }
 
 // Transmit processes one command APDU and returns the response APDU. The
-// error is reserved for the simulator's own failures (its state file);
-// every protocol error is a status word.
+// error is reserved for the simulator's own failures (its state file) and
+// for injected faults (Inject); every protocol error is a status word.
 func (d *Device) Transmit(cmd []byte) ([]byte, error) {
 	if d.Fault != nil {
 		if r, err := d.Fault(cmd); r != nil || err != nil {
 			return r, err
 		}
 	}
+	return d.execute(cmd)
+}
+
+// execute is Transmit without the fault hook: the firmware processes the
+// command and the state is saved.
+func (d *Device) execute(cmd []byte) ([]byte, error) {
 	out := d.process(cmd)
 	dirty := d.flashDirty
 	d.flashDirty = false

@@ -493,3 +493,32 @@ func hexATR(b []byte) string {
 	}
 	return strings.Join(parts, ":")
 }
+
+// TestRestartPCSCD stops and restarts pcscd, which brings the bridge back
+// in the new pcscd's namespace, and stops and restarts the bridge alone:
+// each time the card is there again and answers.
+func TestRestartPCSCD(t *testing.T) {
+	b := Start(t, bridge(t, "hsm"))
+	answers := func(when string) {
+		t.Helper()
+		ctx := establish(t)
+		card, err := ctx.Connect(ReaderName)
+		if err != nil {
+			t.Fatalf("%s: Connect: %v", when, err)
+		}
+		defer card.Close()
+		if !selectHSM(card) {
+			t.Fatalf("%s: the card does not answer SELECT", when)
+		}
+	}
+	b.StopPCSCD()
+	b.RestartPCSCD()
+	answers("after RestartPCSCD")
+	b.StopBridge()
+	ctx := establish(t)
+	if rs, err := ctx.Readers(); err != nil || len(rs) == 0 || rs[0].CardPresent {
+		t.Fatalf("after StopBridge: readers %+v, %v", rs, err)
+	}
+	b.InsertCard()
+	answers("after InsertCard")
+}
