@@ -12,7 +12,7 @@ DEB_BUILD := libpcsclite-dev pkg-config gcc libc6-dev
 DEB_E2E   := pcscd vsmartcard-vpcd opensc iproute2
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test unit e2e vet fmt demo deps deps-e2e bench clean
+.PHONY: all build test unit e2e vet fmt demo deps deps-e2e bench clean fuzz
 
 all: build
 
@@ -42,6 +42,12 @@ test: deps-e2e vet
 
 unit:
 	$(GO) test -count=1 -short $(PKGS)
+
+# Every fuzz target (func FuzzXxx in a _test.go file, found by
+# scripts/fuzz.sh) for FUZZTIME each; `make test` runs their seed corpora.
+FUZZTIME ?= 20s
+fuzz:
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME)
 
 # Rehearse a ceremony on the simulated device (no hardware, no pcscd).
 demo: deps build

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -82,7 +83,7 @@ func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
 			continue
 		}
 		if *b.dst, err = hex.DecodeString(b.spec); err != nil {
-			return fmt.Errorf("--%s: not a hexadecimal AID: %v", b.name, err)
+			return fmt.Errorf("--%s %s: not a hexadecimal AID: give the AID in hex, whole bytes, e.g. --%s A000000397", b.name, b.spec, b.name)
 		}
 		p.Options |= hsm.OptSessionPIN
 	}
@@ -91,11 +92,16 @@ func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
 		return err
 	}
 	defer secret.Wipe(so)
-	p.SOPIN, err = hex.DecodeString(strings.TrimSpace(string(so)))
-	if err != nil || len(p.SOPIN) != 8 {
+	// Decoded in place, without a string copy that could not be wiped.
+	soHex := bytes.TrimSpace(so)
+	p.SOPIN = make([]byte, 8)
+	defer secret.Wipe(p.SOPIN)
+	if len(soHex) != 16 {
 		return fmt.Errorf("--so-pin must be 16 hexadecimal digits")
 	}
-	defer secret.Wipe(p.SOPIN)
+	if _, err := hex.Decode(p.SOPIN, soHex); err != nil {
+		return fmt.Errorf("--so-pin must be 16 hexadecimal digits")
+	}
 	if pinSpec == "" {
 		p.PIN, err = src.NewSecret("pin", "Enter initial user PIN (6 - 16 characters): ", "Enter the user PIN again: ", 6)
 	} else {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +15,7 @@ import (
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/backup"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/wrap"
 )
 
 // Exit codes (documented in the README).
@@ -46,7 +49,7 @@ func (k *keyFlags) spec() (keystore.Spec, error) {
 		n++
 		id, err := hex.DecodeString(strings.TrimPrefix(k.id, "0x"))
 		if err != nil || len(id) == 0 {
-			return s, fmt.Errorf("--id %s: not hexadecimal", k.id)
+			return s, fmt.Errorf("--id %s: not hexadecimal: give the ID as list-keys shows it, e.g. --id 01", k.id)
 		}
 		s.ID = id
 	}
@@ -88,6 +91,9 @@ so that pkcs15-tool -D and pkcs11-tool -O list it with its label, ID and size.
 Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if keyType == "" {
+				return errors.New("--type is required: give rsa:2048, ec:secp256r1 or aes:256, for example (see --help for every size and curve)")
+			}
 			typ, param, _ := strings.Cut(keyType, ":")
 			s.Type = typ
 			switch strings.ToLower(typ) {
@@ -104,7 +110,7 @@ Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
 			if id != "" {
 				b, err := hex.DecodeString(id)
 				if err != nil || len(b) == 0 {
-					return fmt.Errorf("--id %s: not hexadecimal", id)
+					return fmt.Errorf("--id %s: not hexadecimal: give whole bytes in hex, e.g. --id 01 or --id 0A0B", id)
 				}
 				s.ID = b
 			}
@@ -141,7 +147,6 @@ Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
 	fl.BoolVar(&s.NoExport, "no-export", false, "the key can never leave the device: leave WRAP out of its allowed algorithms")
 	fl.BoolVar(&asJSON, "json", false, "print the key as JSON")
 	p.register(cmd)
-	cmd.MarkFlagRequired("type")
 	return cmd
 }
 
@@ -334,7 +339,7 @@ func readLimited(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: larger than any backup (%d bytes at most)", path, max)
+		return nil, fmt.Errorf("%s: larger than any backup (%d bytes at most): give a file that wrap-key, backup or sc-hsm-tool --wrap-key wrote", path, max)
 	}
 	return b, nil
 }
@@ -403,6 +408,9 @@ wipes it: a backup job can prove its backups restorable without a device.`,
 			}
 			defer secret.Wipe(dkek)
 			r, err := backup.Inspect(data, dkek)
+			if errors.Is(err, wrap.ErrWrongDKEK) && r != nil {
+				return fmt.Errorf("%s: %w: give the --dkek-share files (and passwords) of the DKEK %s it was made under", args[0], err, r.KCV)
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -437,7 +445,10 @@ skipped), 1 nothing done, 2 some keys failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {
-				return errors.New("--out-dir is required")
+				return errors.New("--out-dir is required: give the directory the backup goes to (it is created if missing)")
+			}
+			if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+				return fmt.Errorf("--out-dir %s: not a directory: give a directory for the backup (it is created if missing)", dir)
 			}
 			var dkek []byte
 			if verify {
@@ -501,7 +512,13 @@ SHA-256 first. Exit status: 0 all restored, 1 nothing done, 2 some keys failed.`
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {
-				return errors.New("--from is required")
+				return errors.New("--from is required: give the backup directory, the --out-dir of backup")
+			}
+			if _, err := os.Stat(dir); err != nil {
+				return fmt.Errorf("--from %s: %w: give the backup directory, the --out-dir of backup", dir, errors.Unwrap(err))
+			}
+			if _, err := os.Stat(filepath.Join(dir, backup.ManifestName)); errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("--from %s: no %s in it: give the backup directory, the --out-dir of backup", dir, backup.ManifestName)
 			}
 			pin, err := g.userPIN(p.pin)
 			if err != nil {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -102,5 +104,53 @@ with --so-pin, --pin, --pin-retry, --dkek-shares, --password,
 	}
 	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newCreateShareCmd(g), newImportShareCmd(g), newShareToolsCmd(g),
 		newGenerateKeyCmd(g), newListKeysCmd(g), newWrapKeyCmd(g), newUnwrapKeyCmd(g), newBackupCmd(g), newRestoreCmd(g), newInspectCmd(g), newSimCmd(g))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		msg := strconvErr.ReplaceAllString(err.Error(), ": not a whole number")
+		return fmt.Errorf("%s: see '%s --help'", msg, c.CommandPath())
+	})
+	withUsage(root)
 	return root
+}
+
+// strconvErr is the part of a flag error that only a Go programmer reads.
+var strconvErr = regexp.MustCompile(`: strconv\.Parse\w+: parsing "[^"]*": (invalid syntax|value out of range)`)
+
+// groupCmd is a command that only groups subcommands: without one it is
+// an error, not a help text with exit status 0.
+func groupCmd(use, short string, hidden bool) *cobra.Command {
+	return &cobra.Command{
+		Use:    use,
+		Short:  short,
+		Hidden: hidden,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					names = append(names, c.Name())
+				}
+			}
+			return fmt.Errorf("%s needs a command: %s; see '%s --help'", cmd.Name(), strings.Join(names, ", "), cmd.CommandPath())
+		},
+	}
+}
+
+// withUsage makes the argument errors of cmd and its subcommands say what
+// the command takes: cobra's "accepts 1 arg(s), received 0" alone does not.
+func withUsage(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			err := check(c, args)
+			switch {
+			case err == nil:
+				return nil
+			case c.HasAvailableSubCommands():
+				return fmt.Errorf("%w: see '%s --help' for the commands", err, c.CommandPath())
+			}
+			return fmt.Errorf("%w: usage: %s", err, c.UseLine())
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		withUsage(sub)
+	}
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -78,7 +81,7 @@ func (g *globals) splitPassword(n *nofmFlags, shareFile string) ([]byte, []strin
 	}
 	if n.out != "" && n.out != "-" {
 		if fi, err := os.Stat(n.out); err != nil || !fi.IsDir() {
-			return nil, nil, fmt.Errorf("--pwd-shares-out %s: not a directory", n.out)
+			return nil, nil, fmt.Errorf("--pwd-shares-out %s: not a directory: create it first, or give - for standard output", n.out)
 		}
 		for id := 1; id <= n.total; id++ {
 			if _, err := os.Lstat(sharePath(id)); err == nil {
@@ -90,6 +93,7 @@ func (g *globals) splitPassword(n *nofmFlags, shareFile string) ([]byte, []strin
 	if err != nil {
 		return nil, nil, err
 	}
+	defer wipeSet(set)
 	var written []string
 	switch {
 	case tty != nil:
@@ -99,9 +103,12 @@ func (g *globals) splitPassword(n *nofmFlags, shareFile string) ([]byte, []strin
 	default:
 		for _, sh := range set.Shares {
 			one, _ := set.Single(sh.ID)
-			var b strings.Builder
+			var b bytes.Buffer
+			b.Grow(1024) // one allocation: no copy of the share left behind
 			one.Format(&b)
-			if err = atomicfile.Write(sharePath(sh.ID), []byte(b.String()), 0o600, false); err != nil {
+			err = atomicfile.Write(sharePath(sh.ID), b.Bytes(), 0o600, false)
+			secret.Wipe(b.Bytes())
+			if err != nil {
 				break
 			}
 			written = append(written, sharePath(sh.ID))
@@ -115,6 +122,18 @@ func (g *globals) splitPassword(n *nofmFlags, shareFile string) ([]byte, []strin
 	return pw, written, nil
 }
 
+// wipeSet zeroes the share values of set; the prime is public.
+func wipeSet(set *shamir.Set) {
+	if set == nil {
+		return
+	}
+	for _, sh := range set.Shares {
+		if sh.Value != nil {
+			clear(sh.Value.Bits())
+		}
+	}
+}
+
 func removeAll(paths []string) {
 	for _, p := range paths {
 		os.Remove(p)
@@ -125,20 +144,42 @@ func removeAll(paths []string) {
 // (every file given, merged: each custodian may hand in their own),
 // --pwd-share, or the custodians at the terminal.
 func (g *globals) combinePassword(n *nofmFlags, path string) ([]byte, error) {
-	var text []string
-	for _, name := range n.files {
+	// The shares are collected in one buffer allocated once, so that no
+	// outgrown copy of them is left unwiped.
+	files := make([][]byte, len(n.files))
+	defer func() {
+		for _, b := range files {
+			secret.Wipe(b)
+		}
+	}()
+	size := 0
+	for i, name := range n.files {
 		b, err := os.ReadFile(name)
 		if err != nil {
-			return nil, fmt.Errorf("--pwd-shares-file %s: %w", name, errors.Unwrap(err))
+			return nil, fmt.Errorf("--pwd-shares-file %s: %w: check the path", name, errors.Unwrap(err))
 		}
-		text = append(text, string(b))
+		files[i] = b
+		size += len(b) + 1
 	}
-	text = append(text, n.shares...)
+	for _, sh := range n.shares {
+		size += len(sh) + 1
+	}
+	var text bytes.Buffer
+	text.Grow(size)
+	defer func() { secret.Wipe(text.Bytes()) }()
+	for _, b := range files {
+		text.Write(b)
+		text.WriteByte('\n')
+	}
+	for _, sh := range n.shares {
+		text.WriteString(sh)
+		text.WriteByte('\n')
+	}
 	var set *shamir.Set
-	if len(text) > 0 {
+	if text.Len() > 0 {
 		var err error
-		if set, err = shamir.ParseSet(strings.NewReader(strings.Join(text, "\n"))); err != nil {
-			return nil, fmt.Errorf("password shares for %s: %w", path, err)
+		if set, err = shamir.ParseSet(bytes.NewReader(text.Bytes())); err != nil {
+			return nil, fmt.Errorf("password shares for %s: %w", path, redactInput(err, text.String()))
 		}
 	} else {
 		if n.total == 0 {
@@ -153,11 +194,75 @@ func (g *globals) combinePassword(n *nofmFlags, path string) ([]byte, error) {
 			return nil, err
 		}
 	}
+	defer wipeSet(set)
 	if n.total > 0 && len(set.Shares) != n.total {
 		return nil, fmt.Errorf("%s: %d password shares given, --pwd-shares-total says %d", path, len(set.Shares), n.total)
 	}
 	return shamir.Combine(set)
 }
+
+// notShown stands for a piece of input an error message leaves out.
+const notShown = "[not shown]"
+
+// redactInput keeps the password shares given out of an error about them:
+// internal/shamir quotes the line or value it cannot read, and a password
+// given to --pwd-share or --pwd-shares-file by mistake would otherwise be
+// printed, and end up in a log. Every line of input, each of its fields,
+// and each share value in the form shamir prints it, are replaced with
+// [not shown]; the line number and the explanation stay.
+func redactInput(err error, input string) error {
+	var quoted, plain []string
+	for _, line := range strings.Split(input, "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(line, "\ufeff"))
+		if line == "" {
+			continue
+		}
+		quoted = append(quoted, line)
+		fields := strings.Split(line, "/")
+		value := ""
+		if len(fields) == 3 {
+			value = fields[2]
+		} else if label, v, ok := strings.Cut(line, ":"); ok && len(fields) == 1 {
+			fields = []string{label, v}
+			if strings.EqualFold(strings.Join(strings.Fields(label), " "), "share value") {
+				value = v
+			}
+		}
+		for _, f := range fields {
+			f = strings.TrimSpace(f)
+			quoted = append(quoted, f)
+			quoted = append(quoted, strings.Split(f, ":")...)
+		}
+		if v, err := shamir.ParseHex(value); err == nil {
+			plain = append(plain, shamir.FormatHex(v))
+		}
+	}
+	msg := err.Error()
+	byLength := func(a, b string) int { return len(b) - len(a) }
+	slices.SortFunc(quoted, byLength)
+	slices.SortFunc(plain, byLength)
+	for _, q := range quoted {
+		if q != "" {
+			msg = strings.ReplaceAll(msg, strconv.Quote(q), notShown)
+		}
+	}
+	for _, p := range plain {
+		msg = strings.ReplaceAll(msg, p, notShown)
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg, err}
+}
+
+// redactedError is an error with a message that leaves input out.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // passwordFor returns the password of the i-th of count share files:
 // --password values go to the files in order; password shares, if given,
@@ -281,7 +386,7 @@ DKEK is committed, and its real key check value shown, before this exits.`,
 
 func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) error {
 	if len(f.passwords) > len(paths) {
-		return fmt.Errorf("%d --password given for %d file(s)", len(f.passwords), len(paths))
+		return tooManyPasswords(len(f.passwords), len(paths))
 	}
 	files := make([][]byte, len(paths))
 	for i, p := range paths {
@@ -341,10 +446,7 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 }
 
 func newShareToolsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "dkek-share",
-		Short: "Offline tools for DKEK share files: inspect, kcv, reshare (no device)",
-	}
+	cmd := groupCmd("dkek-share", "Offline tools for DKEK share files: inspect, kcv, reshare (no device)", false)
 	cmd.AddCommand(newShareInspectCmd(g), newShareKCVCmd(g), newReshareCmd(g))
 	return cmd
 }
@@ -453,7 +555,7 @@ these shares when the two agree.`,
 // import-dkek-share takes them.
 func (g *globals) decryptAll(paths []string, f *importFlags) ([][]byte, error) {
 	if len(f.passwords) > len(paths) {
-		return nil, fmt.Errorf("%d --password given for %d file(s)", len(f.passwords), len(paths))
+		return nil, tooManyPasswords(len(f.passwords), len(paths))
 	}
 	files := make([][]byte, len(paths))
 	for i, p := range paths {
@@ -517,9 +619,12 @@ change: the device needs nothing.`,
 				return err
 			}
 			defer secret.Wipe(oldPW)
-			if _, err := ceremony.OpenShare(path, file, oldPW, g.progress()); err != nil {
-				return err
+			share, err := ceremony.OpenShare(path, file, oldPW, g.progress())
+			if err != nil {
+				return nofmErr(old.sharesGiven(), path, err)
 			}
+			secret.Wipe(share) // checked: the password opens it
+
 			var newPW []byte
 			switch {
 			case n.threshold > 0 || n.total > 0:
@@ -561,6 +666,10 @@ change: the device needs nothing.`,
 	fl.StringVar(&out, "out", "", "the new share file")
 	fl.BoolVarP(&force, "force", "f", false, "replace --out if it exists")
 	return cmd
+}
+
+func tooManyPasswords(passwords, files int) error {
+	return fmt.Errorf("%d --password given for %d file(s): give one --password per share file, in the order of the files", passwords, files)
 }
 
 // nofmErr explains a wrong password rebuilt from password shares.

@@ -16,11 +16,7 @@ import (
 // newSimCmd groups the commands that manage the simulated device. They are
 // for rehearsals and tests, so they are hidden from the main help.
 func newSimCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:    "sim",
-		Short:  "Manage the simulated Pico HSM (rehearsals and tests)",
-		Hidden: true,
-	}
+	cmd := groupCmd("sim", "Manage the simulated Pico HSM (rehearsals and tests)", true)
 	var addr string
 	var blank bool
 	bridge := &cobra.Command{

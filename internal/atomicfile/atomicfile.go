@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // ErrExists is returned when the destination exists and overwriting was
@@ -29,7 +30,7 @@ func Write(path string, data []byte, mode fs.FileMode, overwrite bool) (err erro
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+		return writeErr(path, err)
 	}
 	name := tmp.Name()
 	defer func() {
@@ -39,34 +40,65 @@ func Write(path string, data []byte, mode fs.FileMode, overwrite bool) (err erro
 	}()
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
-		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+		return writeErr(path, err)
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if _, err := writeHook(tmp, data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+		return writeErr(path, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+		return writeErr(path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+		return writeErr(path, err)
 	}
 	if overwrite {
 		if err := os.Rename(name, path); err != nil {
-			return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+			return writeErr(path, err)
 		}
 	} else {
 		if err := os.Link(name, path); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return existsErr(path)
 			}
-			return fmt.Errorf("cannot write %s: %w", path, unwrapPath(err))
+			return writeErr(path, err)
 		}
 		os.Remove(name)
 	}
 	syncDir(dir)
 	return nil
+}
+
+// writeHook writes the data to the temporary file. Tests replace it to
+// make the write fail as on a full disk, which no test machine has at hand.
+var writeHook = func(f *os.File, data []byte) (int, error) { return f.Write(data) }
+
+// writeErr is the error of a failed write of path: the system's reason,
+// without the temporary file's name, and what to do about it. The failed
+// write changed nothing: the temporary file is removed, and a file that
+// had the name keeps its old content.
+func writeErr(path string, err error) error {
+	err = unwrapPath(err)
+	return fmt.Errorf("cannot write %s: %w: %s", path, err, hint(err))
+}
+
+func hint(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "free some space, or write to another disk; nothing was written"
+	case errors.Is(err, syscall.EROFS):
+		return "the file system is read-only: write to another directory; nothing was written"
+	case errors.Is(err, fs.ErrPermission):
+		return "you may not write in that directory: choose another one, or change its permissions; nothing was written"
+	case errors.Is(err, syscall.ENOTDIR):
+		return "a part of the path is a file, not a directory: check the path"
+	case errors.Is(err, fs.ErrNotExist):
+		return "the directory does not exist: create it first, or check the path"
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, fs.ErrExist):
+		return "a directory has that name: choose a file name"
+	}
+	return "nothing was written: check the path and the disk, then retry"
 }
 
 func existsErr(path string) error {

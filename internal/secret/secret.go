@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -53,7 +54,12 @@ func (s *Source) Get(flag, spec, prompt string) ([]byte, error) {
 		return s.Prompt(flag, prompt)
 	case spec == "-":
 		line, err := readLine(s.Stdin)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoLine):
+			return nil, fmt.Errorf("--%s -: standard input has no line left for it: give one line per option that reads -, in the order of the options", flag)
+		case errors.Is(err, errLineTooLong):
+			return nil, fmt.Errorf("--%s -: the line on standard input is longer than %d bytes: is this the right input?", flag, maxLine)
+		case err != nil:
 			return nil, fmt.Errorf("--%s -: cannot read a line from standard input: %v", flag, err)
 		}
 		return line, nil
@@ -68,12 +74,20 @@ func (s *Source) Get(flag, spec, prompt string) ([]byte, error) {
 		path := spec[5:]
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("--%s file:%s: %v", flag, path, errors.Unwrap(err))
+			return nil, fmt.Errorf("--%s file:%s: %v: check the path after file:", flag, path, errors.Unwrap(err))
 		}
 		defer f.Close()
 		line, err := readLine(f)
-		if err != nil {
-			return nil, fmt.Errorf("--%s file:%s: cannot read its first line: %v", flag, path, err)
+		switch {
+		case errors.Is(err, errNoLine):
+			return nil, fmt.Errorf("--%s file:%s: the file is empty: put the secret on its first line", flag, path)
+		case errors.Is(err, errLineTooLong):
+			return nil, fmt.Errorf("--%s file:%s: its first line is longer than %d bytes: is this the file that holds the secret?", flag, path, maxLine)
+		case err != nil:
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("--%s file:%s: cannot read its first line: %v: give a file that holds the secret", flag, path, err)
 		}
 		return line, nil
 	}
@@ -94,9 +108,17 @@ func (s *Source) Prompt(flag, prompt string) ([]byte, error) {
 	b, err := t.ReadPassword()
 	fmt.Fprintln(t)
 	if err != nil {
-		return nil, fmt.Errorf("--%s: reading from the terminal: %v", flag, err)
+		return nil, ttyErr(flag, err)
 	}
 	return b, nil
+}
+
+// ttyErr is the error of a failed read from the terminal.
+func ttyErr(flag string, err error) error {
+	if errors.Is(err, errNoLine) {
+		return fmt.Errorf("--%s: the terminal input ended before a line was entered: run again and type it, or give --%s VALUE, env:VAR, file:PATH or -", flag, flag)
+	}
+	return fmt.Errorf("--%s: reading from the terminal: %v", flag, err)
 }
 
 func missing(flag string) error {
@@ -115,22 +137,31 @@ func (e *missingError) Unwrap() error { return ErrNoTerminal }
 
 // readLine reads one line without its line ending, a byte at a time so
 // that the next secret read from the same input gets the next line. EOF
-// before any byte is an error; EOF after some bytes ends the line.
+// before any byte is errNoLine; EOF after some bytes ends the line. The
+// buffer grows by copying, and every copy left behind is wiped, so that
+// no piece of the secret stays in memory but the returned slice.
 func readLine(r io.Reader) ([]byte, error) {
-	var line []byte
+	line := make([]byte, 0, 64)
 	var c [1]byte
+	defer Wipe(c[:])
 	for len(line) < maxLine {
 		n, err := r.Read(c[:])
 		if n == 1 {
 			if c[0] == '\n' {
 				return bytes.TrimRight(line, "\r"), nil
 			}
+			if len(line) == cap(line) {
+				grown := make([]byte, len(line), 2*cap(line))
+				copy(grown, line)
+				Wipe(line)
+				line = grown
+			}
 			line = append(line, c[0])
 			continue
 		}
 		if errors.Is(err, io.EOF) {
 			if len(line) == 0 {
-				return nil, errors.New("no line to read (end of input)")
+				return nil, errNoLine
 			}
 			return bytes.TrimRight(line, "\r"), nil
 		}
@@ -140,8 +171,15 @@ func readLine(r io.Reader) ([]byte, error) {
 		}
 	}
 	Wipe(line)
-	return nil, fmt.Errorf("line longer than %d bytes", maxLine)
+	return nil, errLineTooLong
 }
+
+// readLine's errors: an input with no line left, a line too long for a
+// secret.
+var (
+	errNoLine      = errors.New("no line to read (end of input)")
+	errLineTooLong = fmt.Errorf("line longer than %d bytes", maxLine)
+)
 
 // maxLine bounds a secret read from a line.
 const maxLine = 4096
@@ -175,7 +213,7 @@ func OpenTTY() (Terminal, error) {
 func (t *tty) Write(p []byte) (int, error) { return t.f.Write(p) }
 func (t *tty) Close() error                { return t.f.Close() }
 func (t *tty) ReadPassword() ([]byte, error) {
-	return term.ReadPassword(int(t.f.Fd()))
+	return readPassword(t.f)
 }
 func (t *tty) ReadLine() (string, error) {
 	b, err := readLine(t.f)
@@ -199,7 +237,7 @@ func (s *Source) NewSecret(flag, prompt, again string, min int) ([]byte, error) 
 		a, err := t.ReadPassword()
 		fmt.Fprintln(t)
 		if err != nil {
-			return nil, fmt.Errorf("--%s: reading from the terminal: %v", flag, err)
+			return nil, ttyErr(flag, err)
 		}
 		if len(a) < min {
 			Wipe(a)
@@ -211,7 +249,7 @@ func (s *Source) NewSecret(flag, prompt, again string, min int) ([]byte, error) 
 		fmt.Fprintln(t)
 		if err != nil {
 			Wipe(a)
-			return nil, fmt.Errorf("--%s: reading from the terminal: %v", flag, err)
+			return nil, ttyErr(flag, err)
 		}
 		same := bytes.Equal(a, b)
 		Wipe(b)
@@ -221,5 +259,5 @@ func (s *Source) NewSecret(flag, prompt, again string, min int) ([]byte, error) 
 		Wipe(a)
 		fmt.Fprintln(t, "The two entries differ. Please retry.")
 	}
-	return nil, fmt.Errorf("--%s: no matching entry after 3 tries", flag)
+	return nil, fmt.Errorf("--%s: no matching entry after 3 tries: run again, and type the same secret, at least %d characters, twice", flag, min)
 }
