@@ -440,8 +440,11 @@ reference, label, ID, type and size, the DKEK check value, the file's SHA-256
 and the time. With --verify and the DKEK shares, each file is proven
 restorable offline as it is written.
 
+Nothing is written until the device has answered for every key.
+
 Exit status: 0 all keys backed up (keys that are not exportable are listed as
-skipped), 1 nothing done, 2 some keys failed.`,
+skipped); 1 nothing written; 2 some keys failed and the others were written
+(only into a directory without an earlier backup).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {
@@ -508,7 +511,8 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		Short: "Restore every key of a backup directory into a device with the same DKEK",
 		Long: `Restore every key listed in DIR/manifest.json into the key reference it came
 from, with unwrap-key's safety rules. Every file is checked against its
-SHA-256 first. Exit status: 0 all restored, 1 nothing done, 2 some keys failed.`,
+SHA-256 first. Exit status: 0 all restored, 1 nothing done, 2 some keys
+failed or the run was interrupted (each key's state is reported).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {
