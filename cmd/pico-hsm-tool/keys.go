@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/backup"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/wrap"
@@ -70,8 +71,19 @@ func (p *pinFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&p.lastTry, "last-try", false, "allow using a PIN that has only one try left")
 }
 
-func (g *globals) userPIN(spec string) ([]byte, error) {
-	return g.secrets().Get("pin", spec, "Enter user PIN: ")
+// openWithPIN reads the user PIN, then opens the device; done closes the
+// device and wipes the PIN.
+func (g *globals) openWithPIN(spec string) (*device.Conn, []byte, func(), error) {
+	pin, err := g.secrets().Get("pin", spec, "Enter user PIN: ")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn, err := g.open()
+	if err != nil {
+		secret.Wipe(pin)
+		return nil, nil, nil, err
+	}
+	return conn, pin, func() { conn.Close(); secret.Wipe(pin) }, nil
 }
 
 func newGenerateKeyCmd(g *globals) *cobra.Command {
@@ -117,17 +129,12 @@ Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
 			if err := s.Validate(); err != nil {
 				return err
 			}
-			pin, err := g.userPIN(p.pin)
+			conn, pin, done, err := g.openWithPIN(p.pin)
 			if err != nil {
 				return err
 			}
-			defer secret.Wipe(pin)
+			defer done()
 			s.PIN = pin
-			conn, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
 			k, err := keystore.Generate(conn, s)
 			if err != nil {
 				return err
@@ -231,16 +238,11 @@ func runWrapKey(g *globals, path string, k *keyFlags, p pinFlags, force, asJSON,
 	if err != nil {
 		return err
 	}
-	pin, err := g.userPIN(p.pin)
+	conn, pin, done, err := g.openWithPIN(p.pin)
 	if err != nil {
 		return err
 	}
-	defer secret.Wipe(pin)
-	conn, err := g.open()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer done()
 	res, err := backup.WrapToFile(conn, backup.WrapOptions{Key: spec, PIN: pin, AllowLastTry: p.lastTry, Path: path, Force: force})
 	if err != nil {
 		return err
@@ -288,16 +290,11 @@ func runUnwrapKey(g *globals, path string, ref int, p pinFlags, force, asJSON, l
 	if err != nil {
 		return err
 	}
-	pin, err := g.userPIN(p.pin)
+	conn, pin, done, err := g.openWithPIN(p.pin)
 	if err != nil {
 		return err
 	}
-	defer secret.Wipe(pin)
-	conn, err := g.open()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	defer done()
 	res, err := backup.Restore(conn, backup.RestoreOptions{File: data, Name: path, Ref: ref, Force: force, PIN: pin, AllowLastTry: p.lastTry})
 	if err != nil {
 		return err
@@ -464,16 +461,11 @@ skipped); 1 nothing written; 2 some keys failed and the others were written
 				}
 				defer secret.Wipe(dkek)
 			}
-			pin, err := g.userPIN(p.pin)
+			conn, pin, done, err := g.openWithPIN(p.pin)
 			if err != nil {
 				return err
 			}
-			defer secret.Wipe(pin)
-			conn, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
+			defer done()
 			m, err := backup.BackupAll(conn, backup.BackupOptions{Dir: dir, PIN: pin, AllowLastTry: p.lastTry, Force: force, DKEK: dkek})
 			if m != nil {
 				if asJSON {
@@ -524,16 +516,11 @@ failed or the run was interrupted (each key's state is reported).`,
 			if _, err := os.Stat(filepath.Join(dir, backup.ManifestName)); errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("--from %s: no %s in it: give the backup directory, the --out-dir of backup", dir, backup.ManifestName)
 			}
-			pin, err := g.userPIN(p.pin)
+			conn, pin, done, err := g.openWithPIN(p.pin)
 			if err != nil {
 				return err
 			}
-			defer secret.Wipe(pin)
-			conn, err := g.open()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
+			defer done()
 			results, err := backup.RestoreAll(conn, backup.RestoreAllOptions{Dir: dir, PIN: pin, AllowLastTry: p.lastTry, Force: force})
 			if results != nil {
 				if asJSON {
