@@ -134,7 +134,7 @@ Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
 				return err
 			}
 			defer done()
-			s.PIN = pin
+			s.PIN, s.AllowLastTry = pin, p.lastTry
 			k, err := keystore.Generate(conn, s)
 			if err != nil {
 				return err

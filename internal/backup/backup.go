@@ -23,24 +23,6 @@ import (
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/wrap"
 )
 
-// Login verifies the user PIN, refusing to spend its last try unless
-// allowLastTry.
-func Login(d *hsm.Device, pin []byte, allowLastTry bool) error {
-	st, err := d.PINStatus(hsm.UserPIN)
-	if err != nil {
-		return err
-	}
-	switch {
-	case st.NotInitialized:
-		return hsm.ErrNotInitialized
-	case st.Blocked:
-		return errors.New("the user PIN is blocked: unblock it with the SO-PIN")
-	case st.TriesLeft == 1 && !allowLastTry:
-		return errors.New("the user PIN has 1 try left: a wrong user PIN would block it; check --pin and run again with --last-try to use it")
-	}
-	return d.VerifyPIN(hsm.UserPIN, pin)
-}
-
 // Export wraps key ref and returns sc-hsm-tool's wrapped-key file: the
 // blob, the PKCS#15 description and the certificate (sc-hsm-tool.c
 // wrap_key). The caller has logged in. READ BINARY with the FID in P1-P2
@@ -105,7 +87,7 @@ func WrapToFile(conn *device.Conn, o WrapOptions) (*WrapResult, error) {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
 		}
-		if err := Login(conn.Device, o.PIN, o.AllowLastTry); err != nil {
+		if err := conn.Login(o.PIN, o.AllowLastTry); err != nil {
 			return err
 		}
 		var err error
@@ -272,7 +254,7 @@ func loginForRestore(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]by
 	if _, err := conn.SelectApplication(); err != nil {
 		return nil, err
 	}
-	if err := Login(conn.Device, pin, allowLastTry); err != nil {
+	if err := conn.Login(pin, allowLastTry); err != nil {
 		return nil, err
 	}
 	st, err := conn.DKEKStatus()

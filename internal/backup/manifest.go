@@ -137,7 +137,7 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*Manifest, error) {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
 		}
-		if err := Login(conn.Device, o.PIN, o.AllowLastTry); err != nil {
+		if err := conn.Login(o.PIN, o.AllowLastTry); err != nil {
 			return err
 		}
 		st, err := conn.DKEKStatus()

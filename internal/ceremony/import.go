@@ -95,7 +95,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		}
 		pinSession := false
 		if o.PIN != nil {
-			if err := verifyUser(conn, o.PIN, o.AllowLastTry); err != nil {
+			if err := conn.Login(o.PIN, o.AllowLastTry); err != nil {
 				return err
 			}
 			pinSession = true
@@ -133,7 +133,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			if err != nil {
 				return err
 			}
-			err = verifyUser(conn, pin, o.AllowLastTry)
+			err = conn.Login(pin, o.AllowLastTry)
 			clear(pin)
 			if err != nil {
 				return fmt.Errorf("all shares are imported, but the DKEK is not committed: %w; run 'pico-hsm-tool status --pin' before unplugging the device", err)
@@ -214,26 +214,6 @@ func printDKEK(w io.Writer, st hsm.DKEKStatus) {
 	} else {
 		fmt.Fprintf(w, "DKEK key check value : %s\n", st.KCVHex())
 	}
-}
-
-// verifyUser checks the user PIN's tries left, then verifies it.
-func verifyUser(conn *device.Conn, pin []byte, allowLastTry bool) error {
-	st, err := conn.PINStatus(hsm.UserPIN)
-	if err != nil {
-		return err
-	}
-	if st.NotInitialized {
-		return hsm.ErrNotInitialized
-	}
-	if st.Verified {
-		// Verify anyway: a session from another program must not stand in
-		// for the PIN this run was given.
-		st.TriesLeft = -1
-	}
-	if err := checkTries(st, hsm.UserPIN, allowLastTry); err != nil {
-		return err
-	}
-	return conn.VerifyPIN(hsm.UserPIN, pin)
 }
 
 // xorShares combines shares as the device does.

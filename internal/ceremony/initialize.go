@@ -75,7 +75,7 @@ func Initialize(conn *device.Conn, o InitOptions) (*InitResult, error) {
 		}
 		if !so.NotInitialized {
 			res.WasInitialized = true
-			if err := checkTries(so, hsm.SOPIN, o.AllowLastTry); err != nil {
+			if err := hsm.CheckTries(so, hsm.SOPIN, o.AllowLastTry); err != nil {
 				return err
 			}
 			if err := conn.VerifyPIN(hsm.SOPIN, o.Params.SOPIN); err != nil {
@@ -117,26 +117,6 @@ func Initialize(conn *device.Conn, o InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	return res, nil
-}
-
-// checkTries refuses to spend the last try of a PIN: one wrong guess would
-// block it.
-func checkTries(st hsm.PINState, ref byte, allowLast bool) error {
-	name := "user PIN"
-	flag := "--pin"
-	if ref == hsm.SOPIN {
-		name, flag = "SO-PIN", "--so-pin"
-	}
-	switch {
-	case st.Blocked:
-		if ref == hsm.SOPIN {
-			return errors.New("the SO-PIN is blocked: the device can no longer be re-initialized or its user PIN reset")
-		}
-		return errors.New("the user PIN is blocked: unblock it with the SO-PIN (pkcs11-tool --init-pin --login --login-type so)")
-	case st.TriesLeft == 1 && !allowLast:
-		return fmt.Errorf("the %s has 1 try left: a wrong %s would block it; check %s and run again with --last-try to use it", name, name, flag)
-	}
-	return nil
 }
 
 // writeLabel writes EF.TokenInfo with the label, as OpenSC does after

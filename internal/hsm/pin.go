@@ -120,3 +120,38 @@ func pinName(ref byte) string {
 	}
 	return fmt.Sprintf("PIN %02X", ref)
 }
+
+// CheckTries refuses to spend the last try of a PIN, since one wrong guess
+// would block it, and says what to do about a blocked one.
+func CheckTries(st PINState, ref byte, allowLast bool) error {
+	name, flag := "user PIN", "--pin"
+	if ref == SOPIN {
+		name, flag = "SO-PIN", "--so-pin"
+	}
+	switch {
+	case st.Blocked && ref == SOPIN:
+		return errors.New("the SO-PIN is blocked: the device can no longer be re-initialized or its user PIN reset")
+	case st.Blocked:
+		return errors.New("the user PIN is blocked: unblock it with the SO-PIN (pkcs11-tool --init-pin --login --login-type so)")
+	case st.TriesLeft == 1 && !allowLast:
+		return fmt.Errorf("the %s has 1 try left: a wrong %s would block it; check %s and run again with --last-try to use it", name, name, flag)
+	}
+	return nil
+}
+
+// Login verifies the user PIN after checking its tries left with
+// CheckTries. A session already open (by this or another program) does
+// not stand in for the PIN: it is verified anyway.
+func (d *Device) Login(pin []byte, allowLastTry bool) error {
+	st, err := d.PINStatus(UserPIN)
+	if err != nil {
+		return err
+	}
+	if st.NotInitialized {
+		return ErrNotInitialized
+	}
+	if err := CheckTries(st, UserPIN, allowLastTry); err != nil {
+		return err
+	}
+	return d.VerifyPIN(UserPIN, pin)
+}

@@ -30,8 +30,9 @@ type GenSpec struct {
 	// can never leave the device. By default keys are exportable under the
 	// DKEK, as OpenSC generates them (no algorithm list).
 	NoExport bool
-	// PIN is the user PIN.
-	PIN []byte
+	// PIN is the user PIN; AllowLastTry lets it be tried with one try left.
+	PIN          []byte
+	AllowLastTry bool
 }
 
 // Curves the SmartCard-HSM generates keys on (pico-hsm cmd_keypair_gen.c
@@ -96,7 +97,7 @@ func Generate(conn *device.Conn, s GenSpec) (Key, error) {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
 		}
-		if err := conn.VerifyPIN(hsm.UserPIN, s.PIN); err != nil {
+		if err := conn.Login(s.PIN, s.AllowLastTry); err != nil {
 			return err
 		}
 		fids, err := conn.ListObjects()
