@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/tlv"
 )
 
 // This file holds the small DER reader and writer the PRKD codec needs. Only
@@ -11,7 +13,7 @@ import (
 // context class) and definite lengths of up to four bytes (X.690 8.1.2 and
 // 8.1.3). Every read is bounds-checked, so hostile input yields an error.
 
-var errTruncated = errors.New("truncated tlv")
+var errTruncated = tlv.ErrTruncated
 
 // element is one decoded TLV: its tag byte, its contents and the complete
 // encoding (tag, length and contents).
@@ -21,45 +23,17 @@ type element struct {
 	full []byte
 }
 
-// readElement splits the first TLV off b. The length may be in short form or
-// in long form with one to four length octets; indefinite lengths (0x80) and
-// multi-byte tags are rejected because neither OpenSC nor the firmware
-// produce them.
+// readElement splits the first TLV off b (internal/tlv.Read). Multi-byte
+// tags are rejected: PKCS#15 descriptions use none.
 func readElement(b []byte) (element, []byte, error) {
-	if len(b) < 2 {
-		return element{}, nil, errTruncated
+	if len(b) > 0 && b[0]&0x1f == 0x1f {
+		return element{}, nil, fmt.Errorf("unsupported multi-byte tag 0x%02x", b[0])
 	}
-	tag := b[0]
-	if tag&0x1f == 0x1f {
-		return element{}, nil, fmt.Errorf("unsupported multi-byte tag 0x%02x", tag)
+	e, rest, err := tlv.Read(b)
+	if err != nil {
+		return element{}, nil, err
 	}
-	n := int(b[1])
-	off := 2
-	if n&0x80 != 0 {
-		k := n & 0x7f
-		if k == 0 {
-			return element{}, nil, errors.New("indefinite length not allowed")
-		}
-		if k > 4 {
-			return element{}, nil, fmt.Errorf("length of %d octets not supported", k)
-		}
-		if len(b) < 2+k {
-			return element{}, nil, errTruncated
-		}
-		n = 0
-		for _, c := range b[2 : 2+k] {
-			if n > (1<<23)-1 {
-				return element{}, nil, errors.New("length too large")
-			}
-			n = n<<8 | int(c)
-		}
-		off += k
-	}
-	if n > len(b)-off {
-		return element{}, nil, errTruncated
-	}
-	end := off + n
-	return element{tag: tag, val: b[off:end:end], full: b[:end:end]}, b[end:], nil
+	return element{tag: byte(e.Tag), val: e.Value, full: e.Full}, rest, nil
 }
 
 // readAll splits b into its consecutive TLVs.
@@ -78,19 +52,7 @@ func readAll(b []byte) ([]element, error) {
 
 // appendTLV appends tag, a minimal DER length (X.690 10.1) and content.
 func appendTLV(dst []byte, tag byte, content []byte) []byte {
-	dst = append(dst, tag)
-	n := len(content)
-	switch {
-	case n < 0x80:
-		dst = append(dst, byte(n))
-	case n <= 0xff:
-		dst = append(dst, 0x81, byte(n))
-	case n <= 0xffff:
-		dst = append(dst, 0x82, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x83, byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(dst, content...)
+	return tlv.Append(dst, uint32(tag), content)
 }
 
 // encodeInt returns the minimal two's-complement contents of an INTEGER

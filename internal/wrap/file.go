@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	tlvpkg "github.com/pico-hsm-tool/pico-hsm-tool/internal/tlv"
 )
 
 // File is sc-hsm-tool's wrapped-key file (sc-hsm-tool.c wrap_key and
@@ -76,55 +78,13 @@ func (f *File) Marshal() []byte {
 	return tlv(0x30, inner)
 }
 
-// readTLV reads one BER-TLV with a one- or two-byte tag and a definite
-// length of up to 3 bytes, never reading past b.
+// readTLV reads one BER-TLV (internal/tlv.Read), never reading past b.
 func readTLV(b []byte) (tag int, value, rest []byte, err error) {
-	if len(b) < 2 {
-		return 0, nil, nil, errors.New("truncated")
+	e, rest, err := tlvpkg.Read(b)
+	if err != nil {
+		return 0, nil, nil, err
 	}
-	i := 1
-	tag = int(b[0])
-	if b[0]&0x1F == 0x1F {
-		if len(b) < 3 {
-			return 0, nil, nil, errors.New("truncated tag")
-		}
-		tag = tag<<8 | int(b[1])
-		i = 2
-	}
-	l := int(b[i])
-	i++
-	if l&0x80 != 0 {
-		k := l & 0x7F
-		if k == 0 || k > 3 {
-			return 0, nil, nil, fmt.Errorf("unsupported length encoding %02X", l)
-		}
-		if len(b) < i+k {
-			return 0, nil, nil, errors.New("truncated length")
-		}
-		l = 0
-		for _, c := range b[i : i+k] {
-			l = l<<8 | int(c)
-		}
-		i += k
-	}
-	if l > len(b)-i {
-		return 0, nil, nil, fmt.Errorf("length %d exceeds the %d bytes left", l, len(b)-i)
-	}
-	return tag, b[i : i+l], b[i+l:], nil
+	return int(e.Tag), e.Value, rest, nil
 }
 
-func tlv(tag byte, v []byte) []byte {
-	n := len(v)
-	var b []byte
-	switch {
-	case n < 0x80:
-		b = []byte{tag, byte(n)}
-	case n < 0x100:
-		b = []byte{tag, 0x81, byte(n)}
-	case n < 0x10000:
-		b = []byte{tag, 0x82, byte(n >> 8), byte(n)}
-	default:
-		b = []byte{tag, 0x83, byte(n >> 16), byte(n >> 8), byte(n)}
-	}
-	return append(b, v...)
-}
+func tlv(tag byte, v []byte) []byte { return tlvpkg.Append(nil, uint32(tag), v) }
