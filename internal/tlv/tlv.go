@@ -13,6 +13,18 @@ import (
 // ErrTruncated means the input ends inside an element.
 var ErrTruncated = errors.New("truncated tlv")
 
+// OverflowError is an element whose length runs past the end of the input.
+// It matches ErrTruncated.
+type OverflowError struct {
+	Length, Left int
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("truncated tlv: length %d exceeds the %d bytes left", e.Length, e.Left)
+}
+
+func (e *OverflowError) Unwrap() error { return ErrTruncated }
+
 // TLV is one element: its tag (one to three octets, as a number), its
 // contents and its complete encoding.
 type TLV struct {
@@ -73,7 +85,7 @@ func Read(b []byte) (TLV, []byte, error) {
 		off += k
 	}
 	if n > len(b)-off {
-		return TLV{}, nil, ErrTruncated
+		return TLV{}, nil, &OverflowError{Length: n, Left: len(b) - off}
 	}
 	end := off + n
 	return TLV{Tag: tag, Value: b[off:end:end], Full: b[:end:end]}, b[end:], nil

@@ -44,6 +44,10 @@ func TestRead(t *testing.T) {
 	if _, _, err := Read(nil); !errors.Is(err, ErrTruncated) {
 		t.Error(err)
 	}
+	var oe *OverflowError
+	if _, _, err := Read([]byte{0x30, 0x05, 0x01}); !errors.As(err, &oe) || oe.Length != 5 || oe.Left != 1 || !errors.Is(err, ErrTruncated) {
+		t.Errorf("length past the end: %v", err)
+	}
 }
 
 func TestAppendLengths(t *testing.T) {

@@ -81,6 +81,10 @@ func (f *File) Marshal() []byte {
 // readTLV reads one BER-TLV (internal/tlv.Read), never reading past b.
 func readTLV(b []byte) (tag int, value, rest []byte, err error) {
 	e, rest, err := tlvpkg.Read(b)
+	var oe *tlvpkg.OverflowError
+	if errors.As(err, &oe) {
+		return 0, nil, nil, fmt.Errorf("length %d exceeds the %d bytes left", oe.Length, oe.Left)
+	}
 	if err != nil {
 		return 0, nil, nil, err
 	}
