@@ -32,7 +32,7 @@ type keyFlags struct {
 }
 
 func (k *keyFlags) register(cmd *cobra.Command) {
-	cmd.Flags().IntVarP(&k.ref, "key-reference", "i", -1, "key reference (the xx of the key file CCxx; list-keys shows it)")
+	decimalVar(cmd.Flags(), &k.ref, "key-reference", "i", -1, "key reference (the xx of the key file CCxx; list-keys shows it)")
 	cmd.Flags().StringVar(&k.label, "label", "", "the key's label")
 	cmd.Flags().StringVar(&k.id, "id", "", "the key's ID, hex (the PKCS#15 / PKCS#11 CKA_ID, not the key reference)")
 }
@@ -110,9 +110,14 @@ Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
 			s.Type = typ
 			switch strings.ToLower(typ) {
 			case "rsa", "aes":
-				if _, err := fmt.Sscanf(param, "%d", &s.Bits); err != nil {
+				if param == "" {
 					return fmt.Errorf("--type %s: give the size, as in %s:2048", keyType, typ)
 				}
+				bits, err := parseDecimal(param)
+				if err != nil {
+					return fmt.Errorf("--type %s: give the size in bits as a decimal number, as in %s:2048", keyType, typ)
+				}
+				s.Bits = bits
 			case "ec":
 				s.Curve = param
 			}
@@ -150,7 +155,7 @@ Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.`,
 	fl.StringVarP(&keyType, "type", "t", "", "key type and size or curve: rsa:2048, ec:secp256r1, aes:256")
 	fl.StringVar(&s.Label, "label", "", "the key's label")
 	fl.StringVar(&id, "id", "", "the key's ID, hex (default: the key reference)")
-	fl.IntVarP(&s.Ref, "key-reference", "i", -1, "key reference from 1 to 255 (default: the lowest free one)")
+	decimalVar(fl, &s.Ref, "key-reference", "i", -1, "key reference from 1 to 255 (default: the lowest free one)")
 	fl.BoolVar(&s.NoExport, "no-export", false, "the key can never leave the device: leave WRAP out of its allowed algorithms")
 	fl.BoolVar(&asJSON, "json", false, "print the key as JSON")
 	p.register(cmd)
@@ -276,7 +281,7 @@ compared with the backup's public key.`,
 			return runUnwrapKey(g, args[0], ref, p, force, asJSON, false)
 		},
 	}
-	cmd.Flags().IntVarP(&ref, "key-reference", "i", -1, "key reference to restore into (default: the lowest free one)")
+	decimalVar(cmd.Flags(), &ref, "key-reference", "i", -1, "key reference to restore into (default: the lowest free one)")
 	p.register(cmd)
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "replace the key at --key-reference (only if the new one unwraps)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
@@ -352,7 +357,7 @@ func (d *dkekFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&d.files, "dkek-share", nil, "a DKEK share file (.pbe); repeat for each share")
 	fl.StringArrayVar(&d.imp.passwords, "password", nil, "password of the next --dkek-share (or env:VAR, file:PATH, -); repeat for each")
-	fl.IntVar(&d.imp.nofm.total, "pwd-shares-total", 0, "an n-of-m share's password: number of custodians")
+	decimalVar(fl, &d.imp.nofm.total, "pwd-shares-total", "", 0, "an n-of-m share's password: number of custodians")
 	fl.StringArrayVar(&d.imp.nofm.files, "pwd-shares-file", nil, "an n-of-m share's password shares")
 	fl.StringArrayVar(&d.imp.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE")
 }

@@ -306,8 +306,8 @@ file per custodian (or standard output with -).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&password, "password", "", "share password (or env:VAR, file:PATH, -); prompted twice when omitted")
-	fl.IntVar(&n.threshold, "pwd-shares-threshold", 0, "split a random password: shares needed to rebuild it")
-	fl.IntVar(&n.total, "pwd-shares-total", 0, "split a random password: number of shares")
+	decimalVar(fl, &n.threshold, "pwd-shares-threshold", "", 0, "split a random password: shares needed to rebuild it")
+	decimalVar(fl, &n.total, "pwd-shares-total", "", 0, "split a random password: number of shares")
 	fl.StringVar(&n.out, "pwd-shares-out", "", "without a terminal, where the password shares go: a directory, or - for standard output")
 	fl.BoolVarP(&force, "force", "f", false, "replace FILE if it exists")
 	return cmd
@@ -376,7 +376,7 @@ DKEK is committed, and its real key check value shown, before this exits.`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.passwords, "password", nil, "password of the next FILE (or env:VAR, file:PATH, -); repeat for each file")
-	fl.IntVar(&f.nofm.total, "pwd-shares-total", 0, "the files' passwords are n-of-m shares: number of custodians who present theirs")
+	decimalVar(fl, &f.nofm.total, "pwd-shares-total", "", 0, "the files' passwords are n-of-m shares: number of custodians who present theirs")
 	fl.StringArrayVar(&f.nofm.files, "pwd-shares-file", nil, "password shares, in sc-hsm-tool's Prime/Share ID/Share value lines or PRIME/ID/VALUE lines; repeat for each custodian's file")
 	fl.StringArrayVar(&f.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE (ID in decimal); repeat for each custodian")
 	fl.StringVar(&f.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -): commits the DKEK and shows its real key check value")
@@ -503,7 +503,7 @@ func newShareInspectCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&password, "password", "", "password (or env:VAR, file:PATH, -): decrypt and print the share's check value")
-	cmd.Flags().IntVar(&n.total, "pwd-shares-total", 0, "the password is n-of-m shared: number of custodians")
+	decimalVar(cmd.Flags(), &n.total, "pwd-shares-total", "", 0, "the password is n-of-m shared: number of custodians")
 	cmd.Flags().StringArrayVar(&n.files, "pwd-shares-file", nil, "password shares file")
 	cmd.Flags().StringArrayVar(&n.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
@@ -544,7 +544,7 @@ these shares when the two agree.`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.passwords, "password", nil, "password of the next FILE (or env:VAR, file:PATH, -); repeat for each file")
-	fl.IntVar(&f.nofm.total, "pwd-shares-total", 0, "the files' passwords are n-of-m shares: number of custodians")
+	decimalVar(fl, &f.nofm.total, "pwd-shares-total", "", 0, "the files' passwords are n-of-m shares: number of custodians")
 	fl.StringArrayVar(&f.nofm.files, "pwd-shares-file", nil, "password shares of the next n-of-m FILE")
 	fl.StringArrayVar(&f.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE")
 	fl.BoolVar(&asJSON, "json", false, "print as JSON")
@@ -656,12 +656,12 @@ change: the device needs nothing.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&password, "password", "", "current password (or env:VAR, file:PATH, -)")
-	fl.IntVar(&old.total, "pwd-shares-total", 0, "the current password is n-of-m shared: number of custodians")
+	decimalVar(fl, &old.total, "pwd-shares-total", "", 0, "the current password is n-of-m shared: number of custodians")
 	fl.StringArrayVar(&old.files, "pwd-shares-file", nil, "the current password's shares")
 	fl.StringArrayVar(&old.shares, "pwd-share", nil, "one share of the current password PRIME/ID/VALUE")
 	fl.StringVar(&newPassword, "new-password", "", "new password (or env:VAR, file:PATH, -); prompted twice when omitted")
-	fl.IntVar(&n.threshold, "new-pwd-shares-threshold", 0, "split a new random password: shares needed")
-	fl.IntVar(&n.total, "new-pwd-shares-total", 0, "split a new random password: number of shares")
+	decimalVar(fl, &n.threshold, "new-pwd-shares-threshold", "", 0, "split a new random password: shares needed")
+	decimalVar(fl, &n.total, "new-pwd-shares-total", "", 0, "split a new random password: number of shares")
 	fl.StringVar(&n.out, "pwd-shares-out", "", "without a terminal, where the new password shares go: a directory, or -")
 	fl.StringVar(&out, "out", "", "the new share file")
 	fl.BoolVarP(&force, "force", "f", false, "replace --out if it exists")

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -367,8 +368,9 @@ func candidates(readers []ReaderInfo, spec string) ([]ReaderInfo, error) {
 		return readers, nil
 	}
 	if isIndex(spec) {
-		var i int
-		if _, err := fmt.Sscan(spec, &i); err == nil && i < len(readers) {
+		// Decimal, leading zeros allowed ("010" is ten): fmt.Sscan
+		// would read it as octal.
+		if i, err := strconv.Atoi(spec); err == nil && i < len(readers) {
 			return readers[i : i+1], nil
 		}
 		return nil, &Error{Op: "choose reader", Kind: ErrReaderNotFound,

@@ -149,6 +149,7 @@ func TestCandidates(t *testing.T) {
 		{name: "substring several", readers: readers, spec: "virtual", want: []string{readers[0].Name, readers[1].Name}},
 		{name: "substring none", readers: readers, spec: "nitrokey", wantErr: ErrReaderNotFound, msg: `"nitrokey": the readers are 0 "Virtual PCD 00 00", 1 "Virtual PCD 00 01", 2`},
 		{name: "digits inside a name are a substring", readers: readers, spec: "00 01", want: []string{readers[1].Name}},
+		{name: "index with a leading zero is decimal", readers: readers, spec: "01", want: []string{readers[1].Name}},
 		{name: "no readers", readers: nil, spec: "", wantErr: ErrNoReader},
 		{name: "no readers with a spec", readers: []ReaderInfo{}, spec: "0", wantErr: ErrNoReader},
 	}
