@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/testbed"
 )
 
 const pkcs11Module = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
@@ -30,6 +32,7 @@ var e2eKeys = []struct {
 // sc-hsm-tool on device B (same DKEK), and checks with OpenSC that the
 // restored keys are listed and sign as the originals did.
 func TestE2EKeysInterop(t *testing.T) {
+	testbed.SkipShort(t)
 	dir := t.TempDir()
 	share := filepath.Join(vectorsDir, "dkek-share-1.pbe")
 	msg := filepath.Join(dir, "msg.txt")

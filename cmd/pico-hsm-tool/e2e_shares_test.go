@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/testbed"
 )
 
 // TestE2EShareInterop exchanges DKEK share files with OpenSC's sc-hsm-tool
@@ -14,6 +16,7 @@ import (
 // and the key check value read with OpenSC equals ours and equals
 // "dkek-share kcv" on the files.
 func TestE2EShareInterop(t *testing.T) {
+	testbed.SkipShort(t)
 	dir := t.TempDir()
 	theirs := filepath.Join(dir, "theirs.pbe")
 	ours := filepath.Join(dir, "ours.pbe")

@@ -155,6 +155,7 @@ func StartNoReaders(t testing.TB) *Bed {
 
 func start(t testing.TB, bridgeCmd []string, withReader bool) *Bed {
 	t.Helper()
+	SkipShort(t)
 	tl, err := findTools()
 	if err != nil {
 		unavailable(t, "%v", err)
@@ -208,6 +209,17 @@ func start(t testing.TB, bridgeCmd []string, withReader bool) *Bed {
 		b.waitReader(ReaderName, func(pcsc.ReaderInfo) bool { return true })
 	}
 	return b
+}
+
+// SkipShort skips an end-to-end test under go test -short (make unit):
+// they take minutes, and make test runs them. A test whose subtests
+// depend on each other calls it first, so that it is skipped whole rather
+// than failing at its second step.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short (make unit); make test runs it")
+	}
 }
 
 // unavailable skips, loudly, or fails under PICO_HSM_E2E=require.
