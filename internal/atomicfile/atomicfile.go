@@ -58,6 +58,7 @@ func Write(path string, data []byte, mode fs.FileMode, overwrite bool) (err erro
 			return writeErr(path, err)
 		}
 	} else {
+		beforeLinkHook(path)
 		if err := os.Link(name, path); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return existsErr(path)
@@ -73,6 +74,12 @@ func Write(path string, data []byte, mode fs.FileMode, overwrite bool) (err erro
 // writeHook writes the data to the temporary file. Tests replace it to
 // make the write fail as on a full disk, which no test machine has at hand.
 var writeHook = func(f *os.File, data []byte) (int, error) { return f.Write(data) }
+
+// beforeLinkHook runs between Write's existence check and the hard link
+// that gives the file its name when overwrite is false. Tests replace it to
+// put a file at path in that window, as another process could, and check
+// that the link, not the earlier check, is what refuses to replace it.
+var beforeLinkHook = func(path string) {}
 
 // writeErr is the error of a failed write of path: the system's reason,
 // without the temporary file's name, and what to do about it. The failed

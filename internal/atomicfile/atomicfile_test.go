@@ -137,3 +137,39 @@ func TestWriteErrors(t *testing.T) {
 		}
 	}
 }
+
+// A file that appears at the destination after Write's existence check but
+// before its final step is neither replaced nor changed: Write returns
+// ErrExists and leaves no temporary file. Guards against the final no-overwrite
+// step being a rename (which silently replaces) instead of a hard link (which
+// refuses an existing name); without this window nothing else tests it.
+func TestWriteRaceKeepsOtherFile(t *testing.T) {
+	defer func(h func(string)) { beforeLinkHook = h }(beforeLinkHook)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "share.pbe")
+	other := []byte("another process's share file, written after the check")
+	called := false
+	beforeLinkHook = func(path string) {
+		called = true
+		if path != p {
+			t.Errorf("hook path %q, want %q", path, p)
+		}
+		if err := os.WriteFile(path, other, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := Write(p, []byte("our share file, which must not replace the other"), 0o600, false)
+	if !called {
+		t.Fatal("the hook did not run: nothing was put at the target")
+	}
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("Write over a file that appeared after the check: %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != string(other) {
+		t.Fatalf("the other file changed: %q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left: %v", entries)
+	}
+}
