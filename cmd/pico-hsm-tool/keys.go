@@ -74,7 +74,7 @@ func (p *pinFlags) register(cmd *cobra.Command) {
 // openWithPIN reads the user PIN, then opens the device; done closes the
 // device and wipes the PIN.
 func (g *globals) openWithPIN(spec string) (*device.Conn, []byte, func(), error) {
-	pin, err := g.secrets().Get("pin", spec, "Enter user PIN: ")
+	pin, err := g.userPIN(spec)
 	if err != nil {
 		return nil, nil, nil, err
 	}

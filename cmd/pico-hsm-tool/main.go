@@ -100,7 +100,7 @@ with --so-pin, --pin, --pin-retry, --dkek-shares, --password,
 		if ok, err := legacy.run(g, cmd); ok {
 			return err
 		}
-		return runStatus(g, legacy.json, cmd.Flags().Changed("pin"), legacy.pin)
+		return runStatus(g, legacy.json, cmd.Flags().Changed("pin"), pinFlags{pin: legacy.pin, lastTry: legacy.init.lastTry})
 	}
 	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newCreateShareCmd(g), newImportShareCmd(g), newShareToolsCmd(g),
 		newGenerateKeyCmd(g), newListKeysCmd(g), newWrapKeyCmd(g), newUnwrapKeyCmd(g), newBackupCmd(g), newRestoreCmd(g), newInspectCmd(g), newSimCmd(g))

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 )
 
@@ -30,6 +32,32 @@ func (g *globals) secrets() *secret.Source {
 		g.src.Stdin = g.stdin
 	}
 	return g.src
+}
+
+// userPIN reads the user PIN given to --pin (spec) and refuses one that
+// cannot be right before anything reaches the device (hsm.CheckPIN).
+// The caller wipes it.
+func (g *globals) userPIN(spec string) ([]byte, error) {
+	pin, err := g.secrets().Get("pin", spec, "Enter user PIN: ")
+	if err != nil {
+		return nil, err
+	}
+	if err := hsm.CheckPIN(pin, pinFlagName(spec)); err != nil {
+		secret.Wipe(pin)
+		return nil, err
+	}
+	return pin, nil
+}
+
+// pinFlagName is how an error names where the PIN came from: "--pin
+// env:VAR", "--pin file:PATH", "--pin -", or "--pin" for a literal PIN
+// (never repeated) or a prompt.
+func pinFlagName(spec string) string {
+	switch {
+	case spec == "-", strings.HasPrefix(spec, "env:"), strings.HasPrefix(spec, "file:"):
+		return "--pin " + spec
+	}
+	return "--pin"
 }
 
 // note prints an informational line to stderr.

@@ -9,7 +9,7 @@ import (
 
 func newStatusCmd(g *globals) *cobra.Command {
 	var asJSON bool
-	var pin string
+	var p pinFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Print the device's version, options, PIN tries left and DKEK state, as sc-hsm-tool does",
@@ -20,19 +20,20 @@ verified in the same session: without --pin the value reads as zeros, as it
 does in sc-hsm-tool. Give --pin to read the real one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runStatus(g, asJSON, cmd.Flags().Changed("pin"), pin)
+			return runStatus(g, asJSON, cmd.Flags().Changed("pin"), p)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
-	cmd.Flags().StringVar(&pin, "pin", "", "user `PIN` (or env:VAR, file:PATH, -), verified first so that the real DKEK key check value is shown")
+	cmd.Flags().StringVar(&p.pin, "pin", "", "user `PIN` (or env:VAR, file:PATH, -), verified first so that the real DKEK key check value is shown")
+	cmd.Flags().BoolVar(&p.lastTry, "last-try", false, "allow using a PIN that has only one try left")
 	return cmd
 }
 
-func runStatus(g *globals, asJSON, pinGiven bool, pinSpec string) error {
+func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 	var pin []byte
 	if pinGiven {
 		var err error
-		if pin, err = g.secrets().Get("pin", pinSpec, "Enter user PIN: "); err != nil {
+		if pin, err = g.userPIN(p.pin); err != nil {
 			return err
 		}
 		defer secret.Wipe(pin)
@@ -44,7 +45,7 @@ func runStatus(g *globals, asJSON, pinGiven bool, pinSpec string) error {
 	defer conn.Close()
 	var st *hsm.Status
 	err = conn.Transaction(func() error {
-		st, err = conn.ReadStatus(pin)
+		st, err = conn.ReadStatus(pin, p.lastTry)
 		return err
 	})
 	if err != nil {

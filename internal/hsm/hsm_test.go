@@ -74,7 +74,7 @@ func TestParseFCI(t *testing.T) {
 
 func TestStatusLifecycle(t *testing.T) {
 	d, _ := newDevice(t)
-	st, err := d.ReadStatus(nil)
+	st, err := d.ReadStatus(nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,12 +86,12 @@ func TestStatusLifecycle(t *testing.T) {
 	if out.String() != want {
 		t.Fatalf("factory status:\n%s", out.String())
 	}
-	if _, err := d.ReadStatus([]byte("648219")); !errors.Is(err, ErrNotInitialized) {
+	if _, err := d.ReadStatus([]byte("648219"), false); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("PIN on a factory device: %v", err)
 	}
 
 	initialize(t, d)
-	st, err = d.ReadStatus(nil)
+	st, err = d.ReadStatus(nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +118,11 @@ func TestStatusLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err = d.ReadStatus(nil)
+	st, err = d.ReadStatus(nil, false)
 	if err != nil || st.KCV != "0000000000000000" || st.KCVVerified {
 		t.Fatalf("without PIN: %+v %v", st, err)
 	}
-	st, err = d.ReadStatus([]byte("648219"))
+	st, err = d.ReadStatus([]byte("648219"), false)
 	if err != nil || st.KCV != "440B48E7FAEBC853" || !st.KCVVerified {
 		t.Fatalf("with PIN: %+v %v", st, err)
 	}

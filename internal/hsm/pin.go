@@ -32,7 +32,7 @@ type PINState struct {
 // PINStatus queries a PIN's state with VERIFY without data. It never uses
 // up a try.
 func (d *Device) PINStatus(ref byte) (PINState, error) {
-	r, err := d.ch.Transmit(apdu.Command{INS: 0x20, P2: ref, Name: "VERIFY status"})
+	r, err := d.ch.Transmit(apdu.Command{INS: 0x20, P2: ref, Name: "VERIFY status query (no PIN sent)"})
 	if err != nil {
 		return PINState{}, err
 	}
@@ -76,7 +76,7 @@ func (e *PINError) Error() string {
 	case e.Blocked && e.Ref == SOPIN:
 		return fmt.Sprintf("%s blocked: the device can no longer be re-initialized or its user PIN reset%s", name, sw)
 	case e.Blocked:
-		return fmt.Sprintf("%s blocked: unblock it with the SO-PIN%s", name, sw)
+		return fmt.Sprintf("%s blocked%s: %s", name, sw, unblockHint)
 	case e.TriesLeft == 1:
 		return fmt.Sprintf("wrong %s, 1 try left: the next wrong %s blocks it%s", name, name, sw)
 	case e.TriesLeft >= 0:
@@ -132,17 +132,74 @@ func CheckTries(st PINState, ref byte, allowLast bool) error {
 	case st.Blocked && ref == SOPIN:
 		return errors.New("the SO-PIN is blocked: the device can no longer be re-initialized or its user PIN reset")
 	case st.Blocked:
-		return errors.New("the user PIN is blocked: unblock it with the SO-PIN (pkcs11-tool --init-pin --login --login-type so)")
+		return errors.New(blockedUserPIN)
 	case st.TriesLeft == 1 && !allowLast:
 		return fmt.Errorf("the %s has 1 try left: a wrong %s would block it; check %s and run again with --last-try to use it", name, name, flag)
 	}
 	return nil
 }
 
+// unblockHint says how to unblock a blocked user PIN. This tool has no
+// unblock command yet; pkcs11-tool's --unlock-pin logged in as SO sends
+// RESET RETRY COUNTER with the SO-PIN (OpenSC card-sc-hsm.c
+// sc_hsm_pin_cmd, SC_PIN_CMD_UNBLOCK).
+const unblockHint = "unblock it with the SO-PIN: pkcs11-tool --unlock-pin --login --login-type so --so-pin SO-PIN --new-pin NEW-PIN (this tool has no unblock command yet)"
+
+const blockedUserPIN = "the user PIN is blocked: " + unblockHint
+
+// The user PIN's length on a SmartCard-HSM: 6 to 16 characters
+// (sc-hsm-tool.c, initialize: "User PIN must have between 6 and 16
+// characters"; pico-hsm cmd_initialize.c stores what it is given).
+const (
+	MinPINLength = 6
+	MaxPINLength = 16
+)
+
+// CheckPIN refuses a user PIN that cannot be right before it reaches the
+// device, where a wrong one spends a try: empty, or shorter or longer than
+// a SmartCard-HSM user PIN can be. flag names the option it came from.
+func CheckPIN(pin []byte, flag string) error {
+	switch {
+	case len(pin) == 0:
+		return fmt.Errorf("%s: the user PIN given is empty: give the PIN (6 to 16 characters); nothing was sent to the device", flag)
+	case len(pin) < MinPINLength, len(pin) > MaxPINLength:
+		chars := "characters"
+		if len(pin) == 1 {
+			chars = "character"
+		}
+		return fmt.Errorf("%s: the user PIN given has %d %s, and a user PIN has %d to %d: check the PIN; nothing was sent to the device, no try was spent", flag, len(pin), chars, MinPINLength, MaxPINLength)
+	}
+	return nil
+}
+
+// blankNote adds to a wrong-PIN error that the PIN given starts or ends
+// with a blank: a file:PATH line keeps everything but its line ending, and
+// a stray space there is a common reason for a "wrong" PIN.
+func blankNote(err error, pin []byte) error {
+	var pe *PINError
+	if !errors.As(err, &pe) || len(pin) == 0 {
+		return err
+	}
+	isBlank := func(c byte) bool { return c == ' ' || c == '\t' }
+	switch {
+	case isBlank(pin[0]) && isBlank(pin[len(pin)-1]):
+		return fmt.Errorf("%w; note: the PIN given starts and ends with a blank (space or tab), which the device counts as part of the PIN", err)
+	case isBlank(pin[0]):
+		return fmt.Errorf("%w; note: the PIN given starts with a blank (space or tab), which the device counts as part of the PIN", err)
+	case isBlank(pin[len(pin)-1]):
+		return fmt.Errorf("%w; note: the PIN given ends with a blank (space or tab), which the device counts as part of the PIN", err)
+	}
+	return err
+}
+
 // Login verifies the user PIN after checking its tries left with
 // CheckTries. A session already open (by this or another program) does
-// not stand in for the PIN: it is verified anyway.
+// not stand in for the PIN: it is verified anyway. A PIN that CheckPIN
+// refuses is never sent.
 func (d *Device) Login(pin []byte, allowLastTry bool) error {
+	if err := CheckPIN(pin, "--pin"); err != nil {
+		return err
+	}
 	st, err := d.PINStatus(UserPIN)
 	if err != nil {
 		return err
@@ -153,5 +210,5 @@ func (d *Device) Login(pin []byte, allowLastTry bool) error {
 	if err := CheckTries(st, UserPIN, allowLastTry); err != nil {
 		return err
 	}
-	return d.VerifyPIN(UserPIN, pin)
+	return blankNote(d.VerifyPIN(UserPIN, pin), pin)
 }

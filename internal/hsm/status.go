@@ -42,7 +42,12 @@ func OptionNames(opt uint16) []string {
 // ReadStatus selects the application and gathers the status. If pin is not
 // nil, the user PIN is verified first so that the Pico HSM reveals the real
 // KCV; a wrong PIN is returned as an error before anything else is read.
-func (d *Device) ReadStatus(pin []byte) (*Status, error) {
+func (d *Device) ReadStatus(pin []byte, allowLastTry bool) (*Status, error) {
+	if pin != nil {
+		if err := CheckPIN(pin, "--pin"); err != nil {
+			return nil, err
+		}
+	}
 	info, err := d.SelectApplication()
 	if err != nil {
 		return nil, err
@@ -65,8 +70,12 @@ func (d *Device) ReadStatus(pin []byte) (*Status, error) {
 		}
 		s.UserPIN = &up
 		if pin != nil {
-			if err := d.VerifyPIN(UserPIN, pin); err != nil {
+			// The same guard as Login, on the state just read.
+			if err := CheckTries(up, UserPIN, allowLastTry); err != nil {
 				return nil, err
+			}
+			if err := d.VerifyPIN(UserPIN, pin); err != nil {
+				return nil, blankNote(err, pin)
 			}
 			// The tries left printed are those before this verification.
 			s.KCVVerified = true
