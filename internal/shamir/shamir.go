@@ -137,7 +137,7 @@ func SplitSecret(rand io.Reader, secret []byte, threshold, total int) (*Set, err
 		return nil, errors.New("the secret has its top bit set: clear it as sc-hsm-tool does, so the secret stays below the prime")
 	}
 	s := new(big.Int).SetBytes(secret)
-	set, err := split(rand, s, threshold, total)
+	set, err := splitHook(rand, s, threshold, total)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +146,11 @@ func SplitSecret(rand io.Reader, secret []byte, threshold, total int) (*Set, err
 	}
 	return set, nil
 }
+
+// splitHook is the split SplitSecret uses. Tests replace it with a faulty
+// split to check that SplitSecret refuses shares its self-check rejects,
+// which the real split never produces.
+var splitHook = split
 
 // split does the arithmetic of SplitSecret for any secret below 2^63,
 // without the checks (tests use it to build sets sc-hsm-tool could produce

@@ -565,3 +565,40 @@ func TestBinomialAtMost(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitRefusesFailedSelfCheck injects a faulty split (one share off by
+// one) into SplitSecret and Split: both must return the self-check's error
+// and no share, so that the CLI, which shows or writes shares only when
+// Split returns no error, never shows or writes one. Guards against
+// SplitSecret ignoring the result of its own subset verification, and
+// against returning the shares alongside the error. Both of verify's paths
+// are covered: every subset (3-of-5) and the reduced check (2-of-255).
+func TestSplitRefusesFailedSelfCheck(t *testing.T) {
+	defer func(h func(io.Reader, *big.Int, int, int) (*Set, error)) { splitHook = h }(splitHook)
+	for _, tt := range []struct{ threshold, total, bad int }{{3, 5, 4}, {2, 255, 254}} {
+		calls := 0
+		splitHook = func(rand io.Reader, s *big.Int, threshold, total int) (*Set, error) {
+			calls++
+			set, err := split(rand, s, threshold, total)
+			if err != nil {
+				return nil, err
+			}
+			sh := &set.Shares[tt.bad]
+			sh.Value = new(big.Int).Add(sh.Value, big.NewInt(1))
+			sh.Value.Mod(sh.Value, set.Prime)
+			return set, nil
+		}
+		secret := mustHex(t, "1234567890abcdef")
+		set, err := SplitSecret(seeded(1), secret, tt.threshold, tt.total)
+		if err == nil || !strings.Contains(err.Error(), "self-check of the new shares failed") || set != nil {
+			t.Errorf("%d-of-%d: SplitSecret with a faulty split: set returned %v, error %v; want no set and the self-check error", tt.threshold, tt.total, set != nil, err)
+		}
+		pw, set, err := Split(seeded(2), tt.threshold, tt.total)
+		if err == nil || !strings.Contains(err.Error(), "self-check of the new shares failed") || set != nil || pw != nil {
+			t.Errorf("%d-of-%d: Split with a faulty split: password returned %v, set returned %v, error %v; want no password, no set and the self-check error", tt.threshold, tt.total, pw != nil, set != nil, err)
+		}
+		if calls != 2 {
+			t.Fatalf("the faulty split ran %d times, want 2", calls)
+		}
+	}
+}
