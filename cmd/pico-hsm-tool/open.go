@@ -21,7 +21,15 @@ func (g *globals) open() (*device.Conn, error) {
 	if g.verbose {
 		o.Trace = g.stderr
 	}
-	return device.Open(o)
+	conn, err := device.Open(o)
+	if err != nil {
+		return nil, err
+	}
+	// As OpenSC's tools do (src/tools/util.c, util_connect_card_ex), so
+	// that the device a command acts on is never a surprise: a forgotten
+	// --reader sim:PATH would otherwise reach real hardware silently.
+	fmt.Fprintf(g.stderr, "Using reader with a card: %s\n", conn.Reader)
+	return conn, nil
 }
 
 // secrets is the one source of secrets of this run: "-" reads successive
