@@ -64,7 +64,7 @@ var vectorsDir = func() string {
 // scriptCmds are the test-only commands of the scripts.
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	// kcv same|differ FILE FILE compares the last DKEK key check value
-	// printed in each file ("DKEK key check value : X" or "kcv": "X").
+	// printed in each file ("DKEK key check value : X" or "dkek_kcv": "X").
 	"kcv": func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 3 || (args[0] != "same" && args[0] != "differ") {
 			ts.Fatalf("usage: kcv same|differ FILE FILE")
@@ -76,7 +76,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	},
 }
 
-var kcvRE = regexp.MustCompile(`(?:DKEK key check value : |"kcv": ")([0-9A-F]{16})`)
+var kcvRE = regexp.MustCompile(`(?:DKEK key check value : |"(?:dkek_)?kcv": ")([0-9A-F]{16})`)
 
 func lastKCV(ts *testscript.TestScript, file string) string {
 	m := kcvRE.FindAllStringSubmatch(ts.ReadFile(file), -1)

@@ -20,8 +20,14 @@ type Status struct {
 	DKEKShares      int         `json:"dkek_shares"`
 	DKEKOutstanding int         `json:"dkek_outstanding"`
 	// KCV is the DKEK key check value in hex, empty when the device has no
-	// complete DKEK.
-	KCV string `json:"kcv,omitempty"`
+	// complete DKEK. It is what the device answered: zeros on a Pico HSM
+	// without a verified PIN (see KnownKCV).
+	KCV string `json:"-"`
+	// KnownKCV is the KCV for JSON: nil (null) where it is not known, that
+	// is with no complete DKEK, or when the device answered zeros because
+	// the user PIN was not verified (pico-hsm cmd_key_domain.c answers the
+	// KCV only to a verified session; sc-hsm-tool prints the zeros).
+	KnownKCV *string `json:"dkek_kcv"`
 	// KCVVerified tells whether the KCV was read with the user PIN verified
 	// in the same session. The Pico HSM answers zeros otherwise.
 	KCVVerified bool `json:"kcv_verified"`
@@ -77,8 +83,11 @@ func (d *Device) ReadStatus(pin []byte, allowLastTry bool) (*Status, error) {
 			if err := d.VerifyPIN(UserPIN, pin); err != nil {
 				return nil, blankNote(err, pin)
 			}
-			// The tries left printed are those before this verification.
+			// The tries left printed are those before this
+			// verification, as sc-hsm-tool prints them; the PIN is
+			// verified now.
 			s.KCVVerified = true
+			up.Verified = true // s.UserPIN points to up
 		}
 	}
 	dk, err := d.DKEKStatus()
@@ -91,6 +100,10 @@ func (d *Device) ReadStatus(pin []byte, allowLastTry bool) (*Status, error) {
 		s.DKEKShares, s.DKEKOutstanding = dk.Shares, dk.Outstanding
 		if dk.Shares > 0 && dk.Outstanding == 0 {
 			s.KCV = dk.KCVHex()
+			if s.KCVVerified || s.KCV != "0000000000000000" {
+				kcv := s.KCV
+				s.KnownKCV = &kcv
+			}
 		}
 	}
 	return s, nil
