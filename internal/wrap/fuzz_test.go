@@ -50,11 +50,15 @@ func checkRejection(t *testing.T, err, want error) {
 // FuzzParseFile checks that ParseFile never panics or changes its input,
 // rejects with ErrFile and a message, and that an accepted file marshals to
 // bytes that parse to the same blob, PRKD and certificate. Seeds: the
-// recorded wrap-key files and testdata/fuzz/FuzzParseFile.
+// recorded wrap-key files, each TLV's length at, one past and two past
+// what is left (fileBoundaries) and testdata/fuzz/FuzzParseFile.
 func FuzzParseFile(f *testing.F) {
 	files, _ := recordedFiles(f)
 	for _, b := range files {
 		f.Add(b)
+	}
+	for _, bd := range fileBoundaries() {
+		f.Add(bd.in)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
@@ -98,11 +102,15 @@ func marshalBlob(bl *Blob) []byte {
 // FuzzParseBlob checks that ParseBlob never panics or changes its input,
 // rejects with ErrBlob and a message, and that an accepted blob is exactly
 // its fields in the blob layout. Seeds: the blobs of the recorded wrap-key
-// files and testdata/fuzz/FuzzParseBlob.
+// files, each field length at, one past and two past what is left
+// (blobBoundaries) and testdata/fuzz/FuzzParseBlob.
 func FuzzParseBlob(f *testing.F) {
 	_, blobs := recordedFiles(f)
 	for _, b := range blobs {
 		f.Add(b)
+	}
+	for _, bd := range blobBoundaries() {
+		f.Add(bd.in)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
@@ -122,6 +130,82 @@ func FuzzParseBlob(f *testing.F) {
 		}
 		if len(bl.Encrypted) == 0 || len(bl.Encrypted)%aes.BlockSize != 0 {
 			t.Fatalf("encrypted part of %d bytes", len(bl.Encrypted))
+		}
+	})
+}
+
+// FuzzParsePlain checks parsePlain, the key field reader behind Open's
+// CMAC check, directly: the first byte picks the key type, the rest is the
+// decrypted part of a blob, of any length (FuzzOpen reaches parsePlain only
+// with whole AES blocks). It never panics or changes its input, rejects
+// with ErrBlob and a message, and an accepted key is exactly its fields in
+// the blob layout followed by the firmware's padding. Seeds: the recorded
+// blobs decrypted, and each field length at, one past and two past what is
+// left (plainBoundaries).
+func FuzzParsePlain(f *testing.F) {
+	_, blobs := recordedFiles(f)
+	k := Derive(dkekA)
+	blk, _ := aes.NewCipher(k.Enc[:])
+	for _, b := range blobs {
+		bl, err := ParseBlob(b)
+		if err != nil {
+			f.Fatal(err)
+		}
+		plain := make([]byte, len(bl.Encrypted))
+		cipher.NewCBCDecrypter(blk, make([]byte, 16)).CryptBlocks(plain, bl.Encrypted)
+		f.Add(append([]byte{byte(bl.Type)}, plain...))
+	}
+	for _, bd := range plainBoundaries() {
+		f.Add(bd.in)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		in := bytes.Clone(data)
+		// ParseBlob refuses other types before Open decrypts, so the
+		// first byte picks one of the four; their own values map to
+		// themselves (5%4, 6%4, 12%4, 15%4).
+		typ := [4]KeyType{TypeEC, TypeRSA, TypeRSACRT, TypeAES}[data[0]%4]
+		p := data[1:len(data):len(data)]
+		key, err := parsePlain(typ, p)
+		if !bytes.Equal(in, data) {
+			t.Fatal("parsePlain modified its input")
+		}
+		if err != nil {
+			checkRejection(t, err, ErrBlob)
+			if key != nil {
+				t.Fatal("key returned with an error")
+			}
+			return
+		}
+		var fields [][]byte
+		switch typ {
+		case TypeRSA:
+			fields = [][]byte{key.D, key.N, key.E}
+		case TypeRSACRT:
+			fields = [][]byte{key.DP, key.DQ, key.P, key.PQ, key.Q, key.N, key.E}
+		case TypeEC:
+			fields = [][]byte{key.A, key.B, key.ECP, key.ECN, key.G, key.D, key.ECQ}
+		case TypeAES:
+			if key.Bits != 8*len(key.Secret) || !bytes.Equal(key.Secret, p[10:10+len(key.Secret)]) {
+				t.Fatalf("AES key of %d bits, %d bytes, not the bytes after the size", key.Bits, len(key.Secret))
+			}
+			if !validPadding(p[10+len(key.Secret):]) {
+				t.Fatal("accepted with bad padding")
+			}
+			return
+		}
+		if key.Bits != int(binary.BigEndian.Uint16(p[8:10])) {
+			t.Fatalf("bits %d, size field % X", key.Bits, p[8:10])
+		}
+		enc := bytes.Clone(p[:10])
+		for _, v := range fields {
+			enc = binary.BigEndian.AppendUint16(enc, uint16(len(v)))
+			enc = append(enc, v...)
+		}
+		if !bytes.HasPrefix(p, enc) || !validPadding(p[len(enc):]) {
+			t.Fatalf("fields do not re-encode to the input:\n% X\n% X", enc, p)
 		}
 	})
 }
