@@ -88,9 +88,7 @@ func AskShares(t secret.Terminal, n int) (*shamir.Set, error) {
 			fmt.Fprintf(t, "%v. Please retry.\n", err)
 		}
 		for {
-			fmt.Fprint(t, "Please enter share value: ")
-			b, err := t.ReadPassword()
-			fmt.Fprintln(t)
+			b, err := t.ReadPassword("Please enter share value: ")
 			if err != nil {
 				return nil, fmt.Errorf("reading share %d: %w", i+1, err)
 			}

@@ -26,7 +26,12 @@ func (s *screen) ReadLine() (string, error) {
 	s.answers = s.answers[1:]
 	return a, nil
 }
-func (s *screen) ReadPassword() ([]byte, error) { l, err := s.ReadLine(); return []byte(l), err }
+func (s *screen) ReadPassword(prompt string) ([]byte, error) {
+	s.Write([]byte(prompt))
+	l, err := s.ReadLine()
+	s.Write([]byte("\n"))
+	return []byte(l), err
+}
 
 func TestShowShares(t *testing.T) {
 	_, set, err := shamir.Split(rand.Reader, 2, 3)

@@ -31,7 +31,9 @@ type Source struct {
 // Terminal is a terminal to prompt on without echo.
 type Terminal interface {
 	io.Writer
-	ReadPassword() ([]byte, error)
+	// ReadPassword turns echo off, shows prompt and reads a line; the
+	// newline after it is shown too.
+	ReadPassword(prompt string) ([]byte, error)
 	ReadLine() (string, error)
 	Close() error
 }
@@ -104,9 +106,7 @@ func (s *Source) Prompt(flag, prompt string) ([]byte, error) {
 		return nil, missing(flag)
 	}
 	defer t.Close()
-	fmt.Fprint(t, prompt)
-	b, err := t.ReadPassword()
-	fmt.Fprintln(t)
+	b, err := t.ReadPassword(prompt)
 	if err != nil {
 		return nil, ttyErr(flag, err)
 	}
@@ -212,8 +212,8 @@ func OpenTTY() (Terminal, error) {
 
 func (t *tty) Write(p []byte) (int, error) { return t.f.Write(p) }
 func (t *tty) Close() error                { return t.f.Close() }
-func (t *tty) ReadPassword() ([]byte, error) {
-	return readPassword(t.f)
+func (t *tty) ReadPassword(prompt string) ([]byte, error) {
+	return readPassword(t.f, prompt)
 }
 func (t *tty) ReadLine() (string, error) {
 	b, err := readLine(t.f)
@@ -233,9 +233,7 @@ func (s *Source) NewSecret(flag, prompt, again string, min int) ([]byte, error) 
 	}
 	defer t.Close()
 	for try := 0; try < 3; try++ {
-		fmt.Fprint(t, prompt)
-		a, err := t.ReadPassword()
-		fmt.Fprintln(t)
+		a, err := t.ReadPassword(prompt)
 		if err != nil {
 			return nil, ttyErr(flag, err)
 		}
@@ -244,9 +242,7 @@ func (s *Source) NewSecret(flag, prompt, again string, min int) ([]byte, error) 
 			fmt.Fprintf(t, "Too short: at least %d characters. Please retry.\n", min)
 			continue
 		}
-		fmt.Fprint(t, again)
-		b, err := t.ReadPassword()
-		fmt.Fprintln(t)
+		b, err := t.ReadPassword(again)
 		if err != nil {
 			Wipe(a)
 			return nil, ttyErr(flag, err)

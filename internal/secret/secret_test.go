@@ -26,8 +26,13 @@ func (f *fakeTTY) next() (string, error) {
 	f.answers = f.answers[1:]
 	return a, nil
 }
-func (f *fakeTTY) ReadPassword() ([]byte, error) { a, err := f.next(); return []byte(a), err }
-func (f *fakeTTY) ReadLine() (string, error)     { return f.next() }
+func (f *fakeTTY) ReadPassword(prompt string) ([]byte, error) {
+	f.out.WriteString(prompt)
+	a, err := f.next()
+	f.out.WriteString("\n")
+	return []byte(a), err
+}
+func (f *fakeTTY) ReadLine() (string, error) { return f.next() }
 
 func TestGet(t *testing.T) {
 	dir := t.TempDir()

@@ -4,6 +4,7 @@ package secret
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -48,7 +49,7 @@ func TestReadPasswordNoEcho(t *testing.T) {
 	}
 	done := make(chan result)
 	go func() {
-		b, err := readPassword(tty)
+		b, err := readPassword(tty, "")
 		done <- result{b, err}
 	}()
 	// Type only once echo is off, as a person would at the prompt.
@@ -80,5 +81,58 @@ func TestReadPasswordNoEcho(t *testing.T) {
 	}
 	if strings.Contains(shown, typed) {
 		t.Errorf("the secret was echoed: %q", shown)
+	}
+}
+
+// TestPromptAfterEchoOff: the prompt shows only once echo is off, so a
+// secret typed (or pasted) the moment the prompt appears is never echoed.
+// A prompt printed before echo was turned off left a window in which it
+// was.
+func TestPromptAfterEchoOff(t *testing.T) {
+	ctrl, tty := openPTY(t)
+	const prompt, typed = "Enter user PIN: ", "typed-ahead-4711"
+	// The terminal's echo flag at the moment the prompt is written.
+	echoAtPrompt := make(chan bool, 1)
+	orig := showPrompt
+	t.Cleanup(func() { showPrompt = orig })
+	showPrompt = func(f *os.File, p string) error {
+		st, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		echoAtPrompt <- err != nil || st.Lflag&unix.ECHO != 0
+		return orig(f, p)
+	}
+	done := make(chan error, 1)
+	go func() {
+		b, err := readPassword(tty, prompt)
+		if err == nil && string(b) != typed {
+			err = fmt.Errorf("read %q", b)
+		}
+		done <- err
+	}()
+	// Wait for the prompt as a person would see it, then type at once.
+	r := bufio.NewReader(ctrl)
+	var shown strings.Builder
+	for !strings.HasSuffix(shown.String(), prompt) {
+		c, err := r.ReadByte()
+		if err != nil {
+			t.Fatal(err)
+		}
+		shown.WriteByte(c)
+	}
+	if <-echoAtPrompt {
+		t.Fatal("the prompt was shown while echo was still on: a secret typed ahead would be echoed")
+	}
+	if _, err := ctrl.Write([]byte(typed + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	tty.Write([]byte("MARKER\n"))
+	rest, err := r.ReadString('R')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rest, typed) {
+		t.Errorf("the secret was echoed: %q", rest)
 	}
 }
