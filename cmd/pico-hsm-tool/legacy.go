@@ -2,9 +2,13 @@ package main
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
 )
 
 // legacyFlags are sc-hsm-tool's options (OpenSC src/tools/sc-hsm-tool.c,
@@ -16,6 +20,10 @@ import (
 //	pico-hsm-tool --import-dkek-share f.pbe --password …
 //
 // Each action maps onto its subcommand and prints the same result lines.
+// One difference from the subcommands: --create-dkek-share and --wrap-key
+// write over an existing file, as sc-hsm-tool does (it opens the file
+// with fopen "wb"), because scripts written for it count on that; but the
+// old file is kept as FILE.~N~ (see aside), never lost.
 type legacyFlags struct {
 	initialize    bool
 	createShare   string
@@ -61,6 +69,21 @@ func (l *legacyFlags) register(cmd *cobra.Command) {
 	})
 }
 
+// help lists every legacy option with its usage, for the root command's
+// help: they are hidden from the flag list, which is about the
+// subcommands, but a script's author must find each of them.
+func (l *legacyFlags) help(cmd *cobra.Command) string {
+	fs := pflag.NewFlagSet("sc-hsm-tool", pflag.ContinueOnError)
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			c := *f
+			c.Hidden = false
+			fs.AddFlag(&c)
+		}
+	})
+	return "\n\nsc-hsm-tool options (each maps onto the command named in its line; an\nexisting --create-dkek-share or --wrap-key FILE is kept as FILE.~N~, or\nreplaced with --force):\n" + fs.FlagUsages()
+}
+
 // run dispatches a legacy action; ok is false when none was given.
 func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 	actions := 0
@@ -81,13 +104,17 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 		return true, runInitialize(g, &l.init, l.soPIN, l.pin)
 	case l.createShare != "":
 		n := &nofmFlags{threshold: l.pwdThreshold, total: l.pwdTotal, out: l.pwdSharesOut}
-		return true, runCreateShare(g, l.createShare, l.password, n, l.force)
+		return true, l.aside(g, l.createShare, func() error {
+			return runCreateShare(g, l.createShare, l.password, n, l.force)
+		})
 	case l.wrapKey != "":
 		if l.keyRef < 0 {
 			return true, errors.New("--wrap-key needs --key-reference")
 		}
 		k := &keyFlags{ref: l.keyRef}
-		return true, runWrapKey(g, l.wrapKey, k, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false, true)
+		return true, l.aside(g, l.wrapKey, func() error {
+			return runWrapKey(g, l.wrapKey, k, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false, true)
+		})
 	case l.unwrapKey != "":
 		return true, runUnwrapKey(g, l.unwrapKey, l.keyRef, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false, true)
 	default:
@@ -98,4 +125,60 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 		f.pin, f.lastTry = l.pin, l.init.lastTry
 		return true, runImportShares(g, []string{l.importShare}, f, changed("pin"))
 	}
+}
+
+// aside runs write, an action that creates path, the way sc-hsm-tool's
+// scripts expect: where sc-hsm-tool overwrites an existing file (pico-hsm
+// tests/scripts/backup.sh creates dkek.1.pbe twice and wrap-key.bin once
+// per key type), the old file is first moved aside to the first free
+// path.~N~ (atomicfile.MoveAside: an older copy is never replaced), and
+// the user told so before anything else happens, so that even a run cut
+// short leaves them knowing where it is. If write then fails, the old
+// file goes back to its name: a failed run changes no file, as everywhere
+// else. With --force, write replaces the file itself, atomically.
+//
+// A directory of that name is left alone: write refuses it, as the
+// subcommands do.
+func (l *legacyFlags) aside(g *globals, path string, write func() error) error {
+	if l.force || path == "-" {
+		return write()
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.IsDir() {
+		return write()
+	}
+	old, err := atomicfile.MoveAside(path)
+	if err != nil {
+		return err
+	}
+	if old == "" { // gone since the check
+		return write()
+	}
+	g.note("%s exists: kept as %s", path, old)
+	werr := write()
+	if werr == nil {
+		return nil
+	}
+	// A hard link puts the old file back without replacing one that
+	// another program may have written at path meanwhile.
+	if err := os.Link(old, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			g.note("%s was written meanwhile by another program: the old file stays as %s", path, old)
+		} else {
+			g.note("cannot put %s back as %s: %v: it stays as %s", old, path, unwrapLinkErr(err), old)
+		}
+		return werr
+	}
+	os.Remove(old)
+	g.note("%s put back as %s", old, path)
+	return werr
+}
+
+// unwrapLinkErr is the system's reason of a failed link, without the two
+// paths the user was just told.
+func unwrapLinkErr(err error) error {
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }

@@ -78,9 +78,7 @@ With no command it prints the device status, like sc-hsm-tool with no action.
 Use --reader sim:PATH to rehearse on a simulated device whose state lives in PATH.
 
 sc-hsm-tool's options are accepted too, so that scripts can call pico-hsm-tool
-in its place: --initialize, --create-dkek-share FILE and --import-dkek-share FILE
-with --so-pin, --pin, --pin-retry, --dkek-shares, --password,
---pwd-shares-threshold, --pwd-shares-total, --label and --force.`,
+in its place (they are listed below, under "sc-hsm-tool options").`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -109,6 +107,7 @@ with --so-pin, --pin, --pin-retry, --dkek-shares, --password,
 		return fmt.Errorf("%s: see '%s --help'", msg, c.CommandPath())
 	})
 	withUsage(root)
+	root.Long += legacy.help(root)
 	return root
 }
 

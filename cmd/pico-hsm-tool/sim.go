@@ -66,7 +66,7 @@ SIGHUP power-cycles the device (its RAM is lost, as when it is unplugged).`,
 		defAddr = a
 	}
 	bridge.Flags().BoolVar(&blank, "blank", false, "serve a card without the SmartCard-HSM application instead (STATE is ignored)")
-	bridge.Flags().StringVar(&addr, "addr", defAddr, "vpcd `host:port` (default from PICO_HSM_VPCD_ADDR)")
+	bridge.Flags().StringVar(&addr, "addr", defAddr, "vpcd `host:port`; PICO_HSM_VPCD_ADDR sets the default")
 
 	power := &cobra.Command{
 		Use:   "power-cycle STATE",
