@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 
@@ -147,6 +148,9 @@ func (l *legacyFlags) aside(g *globals, path string, write func() error) error {
 		return write()
 	}
 	old, err := atomicfile.MoveAside(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w: you may not write in that directory: choose another one, or change its permissions; nothing was written", err)
+	}
 	if err != nil {
 		return err
 	}
