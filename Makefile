@@ -12,7 +12,7 @@ DEB_BUILD := libpcsclite-dev pkg-config gcc libc6-dev
 DEB_E2E   := pcscd vsmartcard-vpcd opensc iproute2
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test unit e2e vet fmt demo deps deps-e2e bench clean fuzz
+.PHONY: all build test unit e2e vet fmt demo deps deps-e2e bench clean fuzz fuzz-short
 
 all: build
 
@@ -48,6 +48,10 @@ unit:
 FUZZTIME ?= 20s
 fuzz:
 	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME)
+
+# Every fuzz target briefly, as .ci/run does after `make test`.
+fuzz-short:
+	GO=$(GO) ./scripts/fuzz.sh 3s
 
 # Rehearse a ceremony on the simulated device (no hardware, no pcscd).
 demo: deps build
