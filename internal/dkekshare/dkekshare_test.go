@@ -398,3 +398,55 @@ func TestDeriveKeyIVPanicsOnBadSalt(t *testing.T) {
 	}()
 	DeriveKeyIV(nil, make([]byte, 7), nil)
 }
+
+// TestOpenRejectsOneBadPadByte re-encrypts the padding block of a share
+// file so that exactly one of its 16 bytes is not 0x10, with the share and
+// the other pad bytes right. Open must refuse each with ErrWrongPassword and
+// return no share. The first pad byte guards against a check of only the
+// last byte (what the PKCS#7 length is read from) and against an unpad that
+// checks the n-1 bytes before the last instead of n; the middle and the
+// last guard against a check that skips them.
+func TestOpenRejectsOneBadPadByte(t *testing.T) {
+	defer SetIterationsForTesting(3)()
+	share := bytes.Repeat([]byte{0xa5}, ShareSize)
+	password := []byte("correct horse")
+	file, err := Seal(share, password, bytes.NewReader([]byte("saltsalt")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := deriveKeyIV(password, file[saltOffset:ciphertextOffset], 3, nil)
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// withPad returns file with the padding block (P_3, plain bytes 32-47)
+	// replaced by pad: C_3 = AES(P_3 XOR C_2).
+	withPad := func(pad []byte) []byte {
+		f := bytes.Clone(file)
+		p := bytes.Clone(pad)
+		subtle.XORBytes(p, p, file[ciphertextOffset+16:ciphertextOffset+32])
+		block.Encrypt(f[ciphertextOffset+32:], p)
+		return f
+	}
+	good := bytes.Repeat([]byte{byte(padSize)}, padSize)
+	if got, err := Open(withPad(good), password, nil); err != nil || !bytes.Equal(got, share) {
+		t.Fatalf("re-encrypted good padding: %x, %v", got, err)
+	}
+	for _, tt := range []struct {
+		name string
+		at   int
+		val  byte
+	}{
+		{"first pad byte 0x11", 0, 0x11},
+		{"first pad byte 0x00", 0, 0x00},
+		{"middle pad byte 0x0f", 7, 0x0f},
+		{"last pad byte 0x01", 15, 0x01},
+	} {
+		pad := bytes.Clone(good)
+		pad[tt.at] = tt.val
+		got, err := Open(withPad(pad), password, nil)
+		if !errors.Is(err, ErrWrongPassword) || got != nil {
+			t.Errorf("%s (% x): got %x, %v; want no share and ErrWrongPassword", tt.name, pad, got, err)
+		}
+	}
+}
