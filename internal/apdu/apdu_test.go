@@ -223,3 +223,36 @@ func TestParseResponse(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
+
+// TestTraceMasksShareImport sends IMPORT DKEK SHARE (80 52 00 00 with a
+// 32-byte share) to a card that first asks for another Le (6C0A): both
+// the first command and the one re-sent with Le 0A must appear in the trace
+// as the header and "[32 secret bytes masked]", and no two bytes of the
+// share may appear. Guards against masking that covers only the first
+// sending, only commands without Le, or only short data such as a PIN
+// (TestTraceMasksSecrets checks the VERIFY line alone).
+func TestTraceMasksShareImport(t *testing.T) {
+	share := unhex(t, "C9019A123BF616D8FB41B1752A25E55A11632FB53A2AE429B14E2300E2493077")
+	var trace bytes.Buffer
+	s := &script{t: t,
+		want: []string{"8052000020" + hex.EncodeToString(share) + "00", "8052000020" + hex.EncodeToString(share) + "0A"},
+		resp: []string{"6C0A", "0302" + strings.Repeat("00", 8) + "9000"},
+	}
+	ch := &Channel{T: s, Trace: &trace}
+	if _, err := ch.Do(Command{CLA: 0x80, INS: 0x52, Data: share, Ne: 256, Secret: true, Name: "IMPORT DKEK SHARE"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "> IMPORT DKEK SHARE: 80 52 00 00 [32 secret bytes masked] Ne=256\n" +
+		"< 6C0A " + Describe(0x6C0A) + "\n" +
+		"> IMPORT DKEK SHARE: 80 52 00 00 [32 secret bytes masked] Ne=10\n" +
+		"< 03 02 00 00 00 00 00 00 00 00 9000\n"
+	if out := trace.String(); out != want {
+		t.Errorf("trace:\n%s\nwant:\n%s", out, want)
+	}
+	for i := 0; i+2 <= len(share); i++ {
+		h := strings.ToUpper(hex.EncodeToString(share[i : i+2]))
+		if strings.Contains(trace.String(), h[:2]+" "+h[2:]) || strings.Contains(strings.ToUpper(trace.String()), h) {
+			t.Fatalf("trace shows share bytes %s at offset %d:\n%s", h, i, trace.String())
+		}
+	}
+}
