@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +19,9 @@ import (
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ceremony"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/custodian"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/dkekshare"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/shamir"
 )
@@ -52,42 +55,67 @@ func (n *nofmFlags) sharesGiven() bool {
 	return n.total > 0 || len(n.files) > 0 || len(n.shares) > 0
 }
 
+// checkSplit checks, before any custodian screen or key derivation, what
+// splitPassword needs: valid counts, and a terminal for the screens or a
+// --pwd-shares-out that is a writable directory without share files of
+// shareFile in it (or - for standard output).
+func (g *globals) checkSplit(n *nofmFlags, shareFile string) error {
+	if n.threshold == 0 || n.total == 0 {
+		return errors.New("give both --pwd-shares-threshold and --pwd-shares-total")
+	}
+	if err := shamir.CheckParams(n.threshold, n.total); err != nil {
+		return err
+	}
+	switch n.out {
+	case "":
+		t, err := g.secrets().TTY()
+		if err != nil {
+			return errors.New("no terminal to show the password shares on: give --pwd-shares-out DIR (one file per custodian) or --pwd-shares-out - (standard output)")
+		}
+		t.Close()
+	case "-":
+	default:
+		if fi, err := os.Stat(n.out); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--pwd-shares-out %s: not a directory: create it first, or give - for standard output", n.out)
+		}
+		for id := 1; id <= n.total; id++ {
+			if _, err := os.Lstat(n.sharePath(shareFile, id)); err == nil {
+				return fmt.Errorf("%s: %w: password shares are never replaced; choose another directory or share file name", n.sharePath(shareFile, id), atomicfile.ErrExists)
+			}
+		}
+		if err := ceremony.CheckDirWritable(n.sharePath(shareFile, 1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sharePath is where --pwd-shares-out DIR puts share id of shareFile's
+// password.
+func (n *nofmFlags) sharePath(shareFile string, id int) string {
+	return filepath.Join(n.out, fmt.Sprintf("%s.share-%d-of-%d.txt", filepath.Base(shareFile), id, n.total))
+}
+
 // splitPassword makes a random n-of-m password and hands the shares to the
 // custodians: on the terminal, one screen each; without a terminal, to
 // --pwd-shares-out (a directory, one 0600 file per custodian, or - for
-// stdout).
+// stdout). The caller has run checkSplit.
 //
 // It returns the password and the files it wrote, which the caller removes
 // if the share file then cannot be written: they would protect nothing.
 func (g *globals) splitPassword(n *nofmFlags, shareFile string) ([]byte, []string, error) {
-	if n.threshold == 0 || n.total == 0 {
-		return nil, nil, errors.New("give both --pwd-shares-threshold and --pwd-shares-total")
-	}
-	if err := shamir.CheckParams(n.threshold, n.total); err != nil {
+	if err := g.checkSplit(n, shareFile); err != nil {
 		return nil, nil, err
 	}
-	sharePath := func(id int) string {
-		return filepath.Join(n.out, fmt.Sprintf("%s.share-%d-of-%d.txt", filepath.Base(shareFile), id, n.total))
-	}
-	src := g.secrets()
+	sharePath := func(id int) string { return n.sharePath(shareFile, id) }
 	var tty secret.Terminal
 	if n.out == "" {
-		t, err := src.TTY()
+		t, err := g.secrets().TTY()
 		if err != nil {
 			return nil, nil, errors.New("no terminal to show the password shares on: give --pwd-shares-out DIR (one file per custodian) or --pwd-shares-out - (standard output)")
 		}
 		tty = t
 		defer t.Close()
-	}
-	if n.out != "" && n.out != "-" {
-		if fi, err := os.Stat(n.out); err != nil || !fi.IsDir() {
-			return nil, nil, fmt.Errorf("--pwd-shares-out %s: not a directory: create it first, or give - for standard output", n.out)
-		}
-		for id := 1; id <= n.total; id++ {
-			if _, err := os.Lstat(sharePath(id)); err == nil {
-				return nil, nil, fmt.Errorf("%s: %w: password shares are never replaced; choose another directory or share file name", sharePath(id), atomicfile.ErrExists)
-			}
-		}
 	}
 	pw, set, err := shamir.Split(rand.Reader, n.threshold, n.total)
 	if err != nil {
@@ -144,6 +172,22 @@ func removeAll(paths []string) {
 // (every file given, merged: each custodian may hand in their own),
 // --pwd-share, or the custodians at the terminal.
 func (g *globals) combinePassword(n *nofmFlags, path string) ([]byte, error) {
+	if len(n.files) == 0 && len(n.shares) == 0 {
+		if n.total == 0 {
+			return nil, fmt.Errorf("%s: give its password shares with --pwd-shares-file or --pwd-share", path)
+		}
+		t, err := g.secrets().TTY()
+		if err != nil {
+			return nil, noCustodianTerminal(path)
+		}
+		defer t.Close()
+		set, err := custodian.AskShares(t, n.total)
+		if err != nil {
+			return nil, err
+		}
+		defer wipeSet(set)
+		return combineSet(set, n, path)
+	}
 	// The shares are collected in one buffer allocated once, so that no
 	// outgrown copy of them is left unwiped.
 	files := make([][]byte, len(n.files))
@@ -167,38 +211,88 @@ func (g *globals) combinePassword(n *nofmFlags, path string) ([]byte, error) {
 	var text bytes.Buffer
 	text.Grow(size)
 	defer func() { secret.Wipe(text.Bytes()) }()
-	for _, b := range files {
+	var where sourceLines
+	for i, b := range files {
+		// Each file may start with a byte order mark, not only the first.
+		b = bytes.TrimPrefix(b, []byte("\ufeff"))
 		text.Write(b)
 		text.WriteByte('\n')
+		where.add(n.files[i], bytes.Count(b, []byte("\n"))+1, false)
 	}
-	for _, sh := range n.shares {
+	for i, sh := range n.shares {
 		text.WriteString(sh)
 		text.WriteByte('\n')
+		where.add(fmt.Sprintf("--pwd-share #%d", i+1), strings.Count(sh, "\n")+1, true)
 	}
-	var set *shamir.Set
-	if text.Len() > 0 {
-		var err error
-		if set, err = shamir.ParseSet(bytes.NewReader(text.Bytes())); err != nil {
-			return nil, fmt.Errorf("password shares for %s: %w", path, redactInput(err, text.String()))
-		}
-	} else {
-		if n.total == 0 {
-			return nil, fmt.Errorf("%s: give its password shares with --pwd-shares-file or --pwd-share", path)
-		}
-		t, err := g.secrets().TTY()
-		if err != nil {
-			return nil, fmt.Errorf("%s: no terminal for the custodians: give the password shares with --pwd-shares-file PATH or --pwd-share PRIME/ID/VALUE", path)
-		}
-		defer t.Close()
-		if set, err = custodian.AskShares(t, n.total); err != nil {
-			return nil, err
-		}
+	set, err := shamir.ParseSet(bytes.NewReader(text.Bytes()))
+	if err != nil {
+		return nil, fmt.Errorf("password shares for %s: %w", path, redactInput(where.relabel(err), text.String()))
 	}
 	defer wipeSet(set)
+	return combineSet(set, n, path)
+}
+
+func combineSet(set *shamir.Set, n *nofmFlags, path string) ([]byte, error) {
 	if n.total > 0 && len(set.Shares) != n.total {
 		return nil, fmt.Errorf("%s: %d password shares given, --pwd-shares-total says %d", path, len(set.Shares), n.total)
 	}
 	return shamir.Combine(set)
+}
+
+func noCustodianTerminal(path string) error {
+	return fmt.Errorf("%s: no terminal for the custodians: give the password shares with --pwd-shares-file PATH or --pwd-share PRIME/ID/VALUE", path)
+}
+
+// sourceLines maps the lines of the password shares combinePassword
+// merges, from every --pwd-shares-file and --pwd-share, back to where each
+// came from, so that an error names the file and its own line number.
+type sourceLines struct {
+	names []string
+	ends  []int // the last merged line of each source
+	one   []bool
+}
+
+func (s *sourceLines) add(name string, lines int, value bool) {
+	end := lines
+	if k := len(s.ends); k > 0 {
+		end += s.ends[k-1]
+	}
+	s.names = append(s.names, name)
+	s.ends = append(s.ends, end)
+	s.one = append(s.one, value && lines == 1)
+}
+
+// at names merged line n: "FILE line L", or "--pwd-share #K" for a
+// one-line --pwd-share value.
+func (s *sourceLines) at(n int) string {
+	start := 0
+	for i, end := range s.ends {
+		if n <= end {
+			if s.one[i] {
+				return s.names[i]
+			}
+			return fmt.Sprintf("%s line %d", s.names[i], n-start)
+		}
+		start = end
+	}
+	return fmt.Sprintf("line %d", n)
+}
+
+// onLine finds shamir's references to another line of the same input.
+var onLine = regexp.MustCompile(`\bon line (\d+)\b`)
+
+// relabel rewrites a shamir.ParseError, whose line numbers count over the
+// merged input, so that each names its source and the line in it.
+func (s *sourceLines) relabel(err error) error {
+	var pe *shamir.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	inner := onLine.ReplaceAllStringFunc(pe.Err.Error(), func(m string) string {
+		n, _ := strconv.Atoi(onLine.FindStringSubmatch(m)[1])
+		return "in " + s.at(n)
+	})
+	return &redactedError{s.at(pe.Line) + ": " + inner, err}
 }
 
 // notShown stands for a piece of input an error message leaves out.
@@ -264,24 +358,140 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// passwordFor returns the password of the i-th of count share files:
-// --password values go to the files in order; password shares, if given,
-// belong to the one file after them; the rest are prompted for.
-func (g *globals) passwordFor(i, count int, path string, passwords []string, n *nofmFlags) (pw []byte, nofm bool, err error) {
-	src := g.secrets()
-	switch {
-	case i < len(passwords):
-		pw, err = src.Get("password", passwords[i], "")
-		return pw, false, err
-	case n.sharesGiven():
-		if count-len(passwords) > 1 {
-			return nil, false, errors.New("password shares can rebuild the password of one file per run: give --password for the others, or import the n-of-m file on its own")
-		}
-		pw, err = g.combinePassword(n, path)
-		return pw, true, err
+// sharePassword is the password of one share file: read before any key
+// derivation when a script gives it (pw), or asked for at the terminal
+// when the file's turn comes (ask).
+type sharePassword struct {
+	pw   []byte
+	ask  func() ([]byte, error)
+	nofm bool
+}
+
+// get returns the password; the caller wipes it.
+func (p *sharePassword) get() ([]byte, error) {
+	if p.ask != nil {
+		return p.ask()
 	}
-	pw, err = src.Prompt("password", fmt.Sprintf("Enter password to decrypt DKEK share %s : ", path))
-	return pw, false, err
+	pw := p.pw
+	p.pw = nil
+	return pw, nil
+}
+
+func wipePasswords(pws []sharePassword) {
+	for _, p := range pws {
+		secret.Wipe(p.pw)
+	}
+}
+
+// sharePasswords finds the password of each share file before anything
+// slow happens: --password values go to the files in order; password
+// shares, if given, belong to the one file after them; the rest are
+// prompted for. What a script gives is read now, so that a missing
+// variable or a bad password share fails before any key derivation; for
+// a prompt, a terminal must be there now, and the question comes when
+// the file's turn does.
+func (g *globals) sharePasswords(paths []string, f *importFlags) ([]sharePassword, error) {
+	src := g.secrets()
+	pws := make([]sharePassword, len(paths))
+	n := &f.nofm
+	for i, path := range paths {
+		var err error
+		switch {
+		case i < len(f.passwords):
+			pws[i].pw, err = src.Get("password", f.passwords[i], "")
+		case n.sharesGiven():
+			if len(paths)-len(f.passwords) > 1 {
+				err = errors.New("password shares can rebuild the password of one file per run: give --password for the others, or import the n-of-m file on its own")
+				break
+			}
+			pws[i].nofm = true
+			if len(n.files) > 0 || len(n.shares) > 0 || n.total == 0 {
+				pws[i].pw, err = g.combinePassword(n, path)
+				break
+			}
+			if !g.hasTerminal() {
+				err = noCustodianTerminal(path)
+				break
+			}
+			pws[i].ask = func() ([]byte, error) { return g.combinePassword(n, path) }
+		default:
+			if !g.hasTerminal() {
+				err = noPasswordTerminal()
+				break
+			}
+			pws[i].ask = func() ([]byte, error) {
+				return src.Prompt("password", fmt.Sprintf("Enter password to decrypt DKEK share %s : ", path))
+			}
+		}
+		if err != nil {
+			wipePasswords(pws)
+			return nil, err
+		}
+	}
+	return pws, nil
+}
+
+// hasTerminal reports whether there is a terminal to prompt on.
+func (g *globals) hasTerminal() bool {
+	src := g.secrets()
+	if src.TTY == nil {
+		return false
+	}
+	t, err := src.TTY()
+	if err != nil {
+		return false
+	}
+	t.Close()
+	return true
+}
+
+// noPasswordTerminal is the error a --password prompt gives without a
+// terminal (secret.Source.Prompt), for a check made before the prompt.
+func noPasswordTerminal() error {
+	_, err := (&secret.Source{}).Prompt("password", "")
+	return err
+}
+
+// decryptShares reads the share files, finds their passwords, calls
+// ready (the device checks, when there is a device), and only then
+// decrypts each file, in order, and checks that the shares make a DKEK
+// nobody knows alone (ceremony.CheckShares). The caller wipes the shares,
+// also after an error.
+func (g *globals) decryptShares(paths []string, f *importFlags, ready func() error, deciphering bool) ([][]byte, error) {
+	if len(f.passwords) > len(paths) {
+		return nil, tooManyPasswords(len(f.passwords), len(paths))
+	}
+	files, err := ceremony.ReadShareFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	pws, err := g.sharePasswords(paths, f)
+	if err != nil {
+		return nil, err
+	}
+	defer wipePasswords(pws)
+	if ready != nil {
+		if err := ready(); err != nil {
+			return nil, err
+		}
+	}
+	shares := make([][]byte, 0, len(paths))
+	for i, p := range paths {
+		pw, err := pws[i].get()
+		if err != nil {
+			return shares, err
+		}
+		if deciphering {
+			fmt.Fprintln(g.stdout, "Deciphering DKEK share, please wait...")
+		}
+		s, err := ceremony.OpenShare(p, files[i], pw, g.progress())
+		secret.Wipe(pw)
+		if err != nil {
+			return shares, nofmErr(pws[i].nofm, p, err)
+		}
+		shares = append(shares, s)
+	}
+	return shares, ceremony.CheckShares(paths, shares)
 }
 
 func newCreateShareCmd(g *globals) *cobra.Command {
@@ -314,8 +524,17 @@ file per custodian (or standard output with -).`,
 }
 
 func runCreateShare(g *globals, path, pwSpec string, n *nofmFlags, force bool) error {
-	if !force {
-		if err := atomicfile.CheckAbsent(path); err != nil {
+	nofm := n.threshold > 0 || n.total > 0
+	if nofm && pwSpec != "" {
+		return errors.New("--password and --pwd-shares-* exclude each other: the n-of-m password is random")
+	}
+	// Everything that can fail without a secret is checked before any
+	// password is asked for, custodian screen shown or key derived.
+	if err := ceremony.CheckOutput(path, force); err != nil {
+		return err
+	}
+	if nofm {
+		if err := g.checkSplit(n, path); err != nil {
 			return err
 		}
 	}
@@ -323,10 +542,7 @@ func runCreateShare(g *globals, path, pwSpec string, n *nofmFlags, force bool) e
 	var written []string
 	var err error
 	switch {
-	case n.threshold > 0 || n.total > 0:
-		if pwSpec != "" {
-			return errors.New("--password and --pwd-shares-* exclude each other: the n-of-m password is random")
-		}
+	case nofm:
 		pw, written, err = g.splitPassword(n, path)
 	case pwSpec == "":
 		pw, err = g.secrets().NewSecret("password", "Enter password to encrypt DKEK share : ", "Please retype password to confirm : ", ceremony.MinPasswordLength)
@@ -388,54 +604,47 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	if len(f.passwords) > len(paths) {
 		return tooManyPasswords(len(f.passwords), len(paths))
 	}
-	files := make([][]byte, len(paths))
-	for i, p := range paths {
-		b, err := ceremony.ReadShareFile(p)
-		if err != nil {
-			return err
-		}
-		files[i] = b
-	}
 	src := g.secrets()
 	var pin []byte
 	if pinGiven {
 		var err error
-		if pin, err = src.Get("pin", f.pin, "Enter user PIN: "); err != nil {
+		if pin, err = g.userPIN(f.pin); err != nil {
 			return err
 		}
 		defer secret.Wipe(pin)
 	}
-	shares := make([][]byte, len(paths))
+	// The device is checked after the files and their passwords, before
+	// the first key derivation: a device that cannot take the shares
+	// costs nobody a password or a wait.
+	var conn *device.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	var checked hsm.DKEKStatus
+	ready := func() error {
+		var err error
+		if conn, err = g.open(); err != nil {
+			return err
+		}
+		checked, err = ceremony.CheckImport(conn, len(paths))
+		return err
+	}
+	shares, err := g.decryptShares(paths, f, ready, true)
 	defer func() {
 		for _, s := range shares {
 			secret.Wipe(s)
 		}
 	}()
-	for i, p := range paths {
-		pw, nofm, err := g.passwordFor(i, len(paths), p, f.passwords, &f.nofm)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(g.stdout, "Deciphering DKEK share, please wait...")
-		shares[i], err = ceremony.OpenShare(p, files[i], pw, g.progress())
-		secret.Wipe(pw)
-		if err != nil {
-			return nofmErr(nofm, p, err)
-		}
-	}
-	conn, err := g.open()
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	o := ceremony.ImportOptions{Shares: shares, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+	o := ceremony.ImportOptions{Shares: shares, Names: paths, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
 		Warn: func(format string, args ...any) { g.note(format, args...) }}
-	if pin == nil {
-		if t, err := src.TTY(); err == nil {
-			t.Close()
-			o.AskPIN = func() ([]byte, error) {
-				return src.Prompt("pin", "All shares are imported. Enter the user PIN to commit the DKEK: ")
-			}
+	if pin == nil && g.hasTerminal() {
+		o.AskPIN = func() ([]byte, error) {
+			return src.Prompt("pin", "All shares are imported. Enter the user PIN to commit the DKEK: ")
 		}
 	}
 	_, err = ceremony.ImportShares(conn, o)
@@ -552,33 +761,9 @@ these shares when the two agree.`,
 }
 
 // decryptAll decrypts share files with passwords or password shares, as
-// import-dkek-share takes them.
+// import-dkek-share takes them, without a device.
 func (g *globals) decryptAll(paths []string, f *importFlags) ([][]byte, error) {
-	if len(f.passwords) > len(paths) {
-		return nil, tooManyPasswords(len(f.passwords), len(paths))
-	}
-	files := make([][]byte, len(paths))
-	for i, p := range paths {
-		b, err := ceremony.ReadShareFile(p)
-		if err != nil {
-			return nil, err
-		}
-		files[i] = b
-	}
-	var shares [][]byte
-	for i, p := range paths {
-		pw, nofm, err := g.passwordFor(i, len(paths), p, f.passwords, &f.nofm)
-		if err != nil {
-			return shares, err
-		}
-		s, err := ceremony.OpenShare(p, files[i], pw, g.progress())
-		secret.Wipe(pw)
-		if err != nil {
-			return shares, nofmErr(nofm, p, err)
-		}
-		shares = append(shares, s)
-	}
-	return shares, nil
+	return g.decryptShares(paths, f, nil, false)
 }
 
 func newReshareCmd(g *globals) *cobra.Command {
@@ -603,8 +788,12 @@ change: the device needs nothing.`,
 			if err != nil {
 				return err
 			}
-			if !force {
-				if err := atomicfile.CheckAbsent(out); err != nil {
+			if err := ceremony.CheckOutput(out, force); err != nil {
+				return err
+			}
+			newNofm := n.threshold > 0 || n.total > 0
+			if newNofm {
+				if err := g.checkSplit(n, out); err != nil {
 					return err
 				}
 			}
@@ -619,15 +808,27 @@ change: the device needs nothing.`,
 				return err
 			}
 			defer secret.Wipe(oldPW)
+			// A new password a script gives is read, and checked, before
+			// the key derivation; one typed at the terminal after it, once
+			// the old password has proved right.
+			var newPW []byte
+			if !newNofm && newPassword != "" {
+				if newPW, err = src.Get("new-password", newPassword, ""); err == nil {
+					err = ceremony.CheckNewPassword(newPW)
+				}
+				defer func() { secret.Wipe(newPW) }()
+				if err != nil {
+					return err
+				}
+			}
 			share, err := ceremony.OpenShare(path, file, oldPW, g.progress())
 			if err != nil {
 				return nofmErr(old.sharesGiven(), path, err)
 			}
 			secret.Wipe(share) // checked: the password opens it
 
-			var newPW []byte
 			switch {
-			case n.threshold > 0 || n.total > 0:
+			case newNofm:
 				var written []string
 				newPW, written, err = g.splitPassword(n, out)
 				defer func() {
@@ -635,12 +836,8 @@ change: the device needs nothing.`,
 						removeAll(written)
 					}
 				}()
-			case newPassword == "":
+			case newPW == nil:
 				newPW, err = src.NewSecret("new-password", "Enter the new password : ", "Please retype the new password : ", ceremony.MinPasswordLength)
-			default:
-				if newPW, err = src.Get("new-password", newPassword, ""); err == nil {
-					err = ceremony.CheckNewPassword(newPW)
-				}
 			}
 			if err != nil {
 				return err

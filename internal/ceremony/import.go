@@ -28,6 +28,13 @@ type ImportOptions struct {
 	Out io.Writer
 	// Warn receives warnings and notes for the person or the log.
 	Warn func(format string, args ...any)
+	// Names are the shares' files, for messages; "share N" when empty.
+	Names []string
+	// Checked is the DKEK status CheckImport read on this connection, so
+	// that it is not asked again where nothing else can have changed it
+	// in between: on the simulated device, locked for the whole run, or
+	// for a single share, which the device checks itself (6986, 6B00).
+	Checked *hsm.DKEKStatus
 }
 
 // ImportResult tells the DKEK state after ImportShares.
@@ -39,6 +46,26 @@ type ImportResult struct {
 	// Expected is the KCV of the shares imported in this run when they
 	// are all the device's shares, so that it could be checked.
 	Expected string
+}
+
+// CheckImport checks, before any share file is decrypted (seconds of key
+// derivation per file, and a password typed for each), that the device
+// can take n shares: it is initialized with DKEK shares, and at least n
+// of them are outstanding. It returns the DKEK status for ImportOptions.
+func CheckImport(conn *device.Conn, n int) (hsm.DKEKStatus, error) {
+	st, err := func() (hsm.DKEKStatus, error) {
+		if _, err := conn.SelectApplication(); err != nil {
+			return hsm.DKEKStatus{}, err
+		}
+		return conn.DKEKStatus()
+	}()
+	if err != nil {
+		if device.OutcomeUnknown(err) {
+			return st, fmt.Errorf("%w; no share was imported, the device is as it was%s", err, device.Again(err))
+		}
+		return st, err
+	}
+	return st, checkOutstanding(st, n)
 }
 
 // ErrNotCommitted is returned by ImportShares when the DKEK is complete but
@@ -74,16 +101,26 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 	var uncommitted bool
 	// imported counts the shares the device confirmed in this run; sent is
 	// set while a share is on its way.
-	imported, sent := 0, false
+	imported, sent, before := 0, false, 0
+	// On the simulated device nothing can come between CheckImport and
+	// the imports: its state file is locked for the whole run. Through
+	// PC/SC another program may have used the card while the files were
+	// decrypted, so the application is selected again.
+	exclusive := o.Checked != nil && conn.Sim != nil
 	err := conn.Transaction(func() error {
-		if _, err := conn.SelectApplication(); err != nil {
-			return err
+		if !exclusive {
+			if _, err := conn.SelectApplication(); err != nil {
+				return err
+			}
 		}
 		// One share is checked by the device itself (6986, 6B00), which
 		// saves an APDU; several are checked before the first goes in.
 		var st hsm.DKEKStatus
 		allHere := false
-		if len(o.Shares) > 1 || o.PIN != nil {
+		if o.Checked != nil && (exclusive || len(o.Shares) == 1) {
+			st = *o.Checked
+			allHere = st.Outstanding == st.Shares && len(o.Shares) == st.Shares
+		} else if len(o.Shares) > 1 || o.PIN != nil {
 			var err error
 			if st, err = conn.DKEKStatus(); err != nil {
 				return err
@@ -125,7 +162,13 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			printDKEK(o.Out, st)
 		}
 		res.Status = st
+		// before counts the shares imported in earlier runs: one of them
+		// imported again in this run cancels out of the DKEK.
+		before = st.Shares - st.Outstanding - imported
 		if st.Outstanding > 0 {
+			if before > 0 && o.Warn != nil {
+				o.Warn("note: %d share(s) were imported before this run; whether one of them was imported again now can only be checked when the DKEK is complete: import the last share with --pin", before)
+			}
 			return nil
 		}
 		if !pinSession && o.AskPIN != nil {
@@ -151,6 +194,9 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			return nil
 		}
 		res.Committed = true
+		if err := checkCommitted(res.Status, o.Shares, o.Names, before); err != nil {
+			return err
+		}
 		if allHere {
 			k := hsm.KCV(xorShares(o.Shares))
 			res.Expected = fmt.Sprintf("%X", k[:])
@@ -169,10 +215,49 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 	if uncommitted {
 		if o.Warn != nil {
 			o.Warn("WARNING: the DKEK is complete but NOT committed: the Pico HSM stores it only at the next user-PIN verification, and unplugging the device before that corrupts it silently. Commit it now, before unplugging: pico-hsm-tool status --pin env:VAR (or pass --pin to import-dkek-share)")
+			if before > 0 {
+				o.Warn("note: %d share(s) were imported before this run, and without the user PIN the tool could not check that none of them was imported again now: if 'pico-hsm-tool status --pin' shows the DKEK key check value %s, the DKEK is all zeros: re-initialize the device", before, zeroKCV)
+			}
 		}
 		return res, ErrNotCommitted
 	}
 	return res, nil
+}
+
+// checkCommitted looks, once the DKEK is complete and its real key check
+// value known, for a share imported twice across runs (before shares came
+// in earlier runs). The device cannot show it sooner: until the last
+// share its check value is that of the plain XOR accumulator decrypted
+// under the master key (pico-hsm kek.c dkek_kcv reads EF_DKEK through
+// load_dkek even while import_dkek_share keeps it plain; recorded as
+// device E in ../shared/pico-hsm/VECTORS.txt section 3), which no share's
+// own check value can match. So the shares are in by now; the check says
+// that the DKEK must not be used.
+func checkCommitted(st hsm.DKEKStatus, shares [][]byte, names []string, before int) error {
+	kcv := st.KCVHex()
+	const fix = "do not generate or back up keys on this device: re-initialize it (which destroys its keys) and have each custodian import their own share once"
+	if kcv == zeroKCV {
+		return fmt.Errorf("the device's DKEK is all zeros (key check value %s): a share was imported twice, and the two cancelled out, so the DKEK protects nothing; %s", kcv, fix)
+	}
+	if before == 0 {
+		return nil // every share came in this run: CheckShares saw them
+	}
+	for i, s := range shares {
+		if ShareKCV(s) == kcv {
+			return fmt.Errorf("the device's DKEK is the share of %s alone (key check value %s): the shares imported before this run cancel out (one was imported twice), so %s's custodian alone knows the DKEK; %s", shareName(names, i), kcv, shareName(names, i), fix)
+		}
+	}
+	if len(shares) > 1 && CombinedKCV(shares) == kcv {
+		return fmt.Errorf("the device's DKEK is made of this run's shares alone (key check value %s): the shares imported before this run cancel out (one was imported twice); %s", kcv, fix)
+	}
+	return nil
+}
+
+func shareName(names []string, i int) string {
+	if i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("share %d", i+1)
 }
 
 // shareUnknown says what state an import is in when the answer to share

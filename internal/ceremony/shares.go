@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/dkekshare"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 )
 
 // MinPasswordLength is sc-hsm-tool's minimum for a share password
@@ -20,19 +26,169 @@ const MinPasswordLength = 6
 // ReadShareFile reads a .pbe file and checks its format, so that a foreign
 // or truncated file is refused before anyone types a password.
 func ReadShareFile(path string) ([]byte, error) {
+	b, _, err := readShareFile(path)
+	return b, err
+}
+
+func readShareFile(path string) ([]byte, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("%s: %w", path, errors.Unwrap(err))
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, errors.Unwrap(err))
+	}
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if _, err := dkekshare.Check(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return b, nil
+	return b, fi, nil
+}
+
+// ReadShareFiles reads the share files of one import (or one dkek-share
+// kcv) with ReadShareFile, and refuses the same file given twice: by the
+// same name, by another path or hard link to it, or as a copy (the same
+// salt and ciphertext). All of this is known before any key derivation.
+// Shares imported twice cancel out of the DKEK, which is the XOR of the
+// shares (sc-hsm-tool.c import_dkek_share; pico-hsm kek.c
+// import_dkek_share).
+func ReadShareFiles(paths []string) ([][]byte, error) {
+	files := make([][]byte, len(paths))
+	infos := make([]os.FileInfo, len(paths))
+	for i, p := range paths {
+		b, fi, err := readShareFile(p)
+		if err != nil {
+			return nil, err
+		}
+		files[i], infos[i] = b, fi
+		for j := 0; j < i; j++ {
+			switch {
+			case paths[j] == p:
+				return nil, fmt.Errorf("%s is given twice: each custodian must bring their own share file", p)
+			case os.SameFile(infos[j], fi):
+				return nil, fmt.Errorf("%s and %s are the same file: each custodian must bring their own share file", paths[j], p)
+			case bytes.Equal(files[j], b):
+				return nil, sameShare(paths[j], p)
+			}
+		}
+	}
+	return files, nil
+}
+
+func sameShare(a, b string) error {
+	return fmt.Errorf("%s and %s hold the same share: each custodian must bring their own share file", a, b)
+}
+
+// zeroKCV is the key check value of an all-zero DKEK, 66687AADF862BD77:
+// what the device reports when every share was cancelled out by its twin.
+var zeroKCV = func() string {
+	k := hsm.KCV(make([]byte, dkekshare.ShareSize))
+	return fmt.Sprintf("%X", k[:])
+}()
+
+// CheckShares refuses decrypted shares that would make a DKEK someone
+// knows without the others, before any of them reaches the device: an
+// all-zero share (it adds nothing), two equal shares (they cancel out),
+// shares that together make an all-zero DKEK, and shares whose XOR is one
+// of them (the others cancel out, so that one custodian alone knows the
+// DKEK). names are the shares' files, for the messages.
+func CheckShares(names []string, shares [][]byte) error {
+	zero := make([]byte, dkekshare.ShareSize)
+	for i, s := range shares {
+		if subtle.ConstantTimeCompare(s, zero) == 1 {
+			return fmt.Errorf("%s holds an all-zero share, which adds nothing to the DKEK: its custodian must create a new share with create-dkek-share", names[i])
+		}
+		for j := 0; j < i; j++ {
+			if subtle.ConstantTimeCompare(s, shares[j]) == 1 {
+				return sameShare(names[j], names[i])
+			}
+		}
+	}
+	if len(shares) < 3 {
+		return nil // two shares cancel out only when equal: checked above
+	}
+	x := xorShares(shares)
+	defer clear(x)
+	if subtle.ConstantTimeCompare(x, zero) == 1 {
+		return fmt.Errorf("the shares of %s cancel out: together they make an all-zero DKEK (key check value %s), which protects nothing: each custodian must create their own share with create-dkek-share", joinNames(names), zeroKCV)
+	}
+	for i, s := range shares {
+		if subtle.ConstantTimeCompare(x, s) == 1 {
+			return fmt.Errorf("the shares of the other files cancel out, so the DKEK would be the share in %s alone, which its custodian alone knows: each custodian must create their own share with create-dkek-share", names[i])
+		}
+	}
+	return nil
+}
+
+// joinNames lists names as "a, b and c".
+func joinNames(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// CheckOutput checks, before a password is asked for or a key derived,
+// that CreateShare or Reshare will be able to write path: the file is
+// absent (unless overwrite), its name is not a directory's, and its
+// directory exists and lets a file be created in it, which is tried. The
+// messages are atomicfile.Write's for the same failures. A full disk can
+// only show at the write itself.
+func CheckOutput(path string, overwrite bool) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case err == nil && !overwrite:
+		return atomicfile.CheckAbsent(path)
+	case err == nil && fi.IsDir():
+		return cannotWrite(path, syscall.EISDIR)
+	}
+	return CheckDirWritable(path)
+}
+
+// CheckDirWritable tries to create (and removes) a temporary file in the
+// directory of path, as atomicfile.Write will, and returns atomicfile's
+// error for path if it cannot.
+func CheckDirWritable(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return cannotWrite(path, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+// cannotWrite words a failure to write path as atomicfile.Write does
+// (internal/atomicfile writeErr), so that a failure found early reads as
+// the same failure found late.
+func cannotWrite(path string, err error) error {
+	var hint string
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		hint = "free some space, or write to another disk; nothing was written"
+	case errors.Is(err, syscall.EROFS):
+		hint = "the file system is read-only: write to another directory; nothing was written"
+	case errors.Is(err, fs.ErrPermission):
+		hint = "you may not write in that directory: choose another one, or change its permissions; nothing was written"
+	case errors.Is(err, syscall.ENOTDIR):
+		hint = "a part of the path is a file, not a directory: check the path"
+	case errors.Is(err, fs.ErrNotExist):
+		hint = "the directory does not exist: create it first, or check the path"
+	case errors.Is(err, syscall.EISDIR):
+		hint = "a directory has that name: choose a file name"
+	default:
+		hint = "nothing was written: check the path and the disk, then retry"
+	}
+	return fmt.Errorf("cannot write %s: %w: %s", path, err, hint)
 }
 
 // CheckNewPassword refuses passwords shorter than sc-hsm-tool's minimum.
