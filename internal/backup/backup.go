@@ -28,12 +28,9 @@ import (
 // wrap_key). The caller has logged in. READ BINARY with the FID in P1-P2
 // and an extended Le reads each file in one APDU.
 func Export(d *hsm.Device, ref byte) (*wrap.File, error) {
-	blob, err := d.WrapKey(ref)
+	blob, err := wrapBlob(d, ref)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := wrap.ParseBlob(blob); err != nil {
-		return nil, fmt.Errorf("the device answered WRAP KEY with something that is not a key blob: %w", err)
 	}
 	f := &wrap.File{Blob: blob}
 	if f.PRKD, err = readOptional(d, hsm.KeyFID(hsm.PrefixPRKD, ref)); err != nil {
@@ -43,6 +40,62 @@ func Export(d *hsm.Device, ref byte) (*wrap.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// wrapBlob is WRAP KEY, with a check that the answer is a key blob.
+func wrapBlob(d *hsm.Device, ref byte) ([]byte, error) {
+	blob, err := d.WrapKey(ref)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := wrap.ParseBlob(blob); err != nil {
+		return nil, fmt.Errorf("the device answered WRAP KEY with something that is not a key blob: %w", err)
+	}
+	return blob, nil
+}
+
+// ErrNoDKEK is a device initialized without --dkek-shares: the firmware
+// refuses WRAP KEY for every key (pico-hsm cmd_key_wrap.c answers 6A88
+// when the key domain has no DKEK shares), and only INITIALIZE DEVICE with
+// DKEK shares (cmd_initialize.c), which deletes every key, gives it one.
+var ErrNoDKEK = errors.New("the device has no DKEK: it was initialized without --dkek-shares, so no key can ever leave it; only re-initializing with --dkek-shares gives it one, and that destroys every key on it")
+
+// whyNoWrap explains a WRAP KEY refused with 6A88, which the firmware
+// answers both without a DKEK and while DKEK shares are outstanding
+// (cmd_key_wrap.c): the DKEK status query (cmd_key_domain.c) tells which.
+func whyNoWrap(d *hsm.Device, ref int, err error) error {
+	st, serr := d.DKEKStatus()
+	switch {
+	case serr != nil:
+		return err
+	case st.Shares == 0:
+		return &msgError{fmt.Sprintf("cannot wrap key reference %d: %v%s", ref, ErrNoDKEK, swSuffix(err)), []error{ErrNoDKEK, err}}
+	case st.Outstanding > 0:
+		return &msgError{fmt.Sprintf("cannot wrap key reference %d: the device's DKEK is incomplete (%d of %d shares imported): import the remaining shares first%s",
+			ref, st.Shares-st.Outstanding, st.Shares, swSuffix(err)), []error{err}}
+	}
+	return err
+}
+
+// msgError is a message of its own that still matches the errors it
+// explains: for example one that ends with the status word of the
+// device's answer (" (SW 6A88)") instead of repeating the answer's
+// generic meaning.
+type msgError struct {
+	msg  string
+	errs []error
+}
+
+func (e *msgError) Error() string   { return e.msg }
+func (e *msgError) Unwrap() []error { return e.errs }
+
+// swSuffix is " (SW XXXX)" for an error that carries a status word.
+func swSuffix(err error) string {
+	var se *apdu.StatusError
+	if errors.As(err, &se) {
+		return fmt.Sprintf(" (SW %04X)", se.SW)
+	}
+	return ""
 }
 
 func readOptional(d *hsm.Device, fid uint16) ([]byte, error) {
@@ -95,6 +148,9 @@ func WrapToFile(conn *device.Conn, o WrapOptions) (*WrapResult, error) {
 			return err
 		}
 		f, err = Export(conn.Device, byte(ref))
+		if errors.Is(err, hsm.ErrDKEKIncomplete) {
+			return whyNoWrap(conn.Device, ref, err)
+		}
 		return err
 	})
 	if err != nil {
@@ -146,16 +202,23 @@ type RestoreOptions struct {
 	File []byte
 	Name string
 	// Ref is the key reference to restore into, or -1 for the lowest free.
-	Ref          int
-	Force        bool
-	PIN          []byte
-	AllowLastTry bool
+	Ref   int
+	Force bool
+	// AllowDuplicate restores the key even when another key has its label
+	// or ID (keystore.DuplicateError), as sc-hsm-tool does.
+	AllowDuplicate bool
+	PIN            []byte
+	AllowLastTry   bool
 }
 
 // RestoreResult tells what Restore did.
 type RestoreResult struct {
-	Ref     int    `json:"key_reference"`
-	Type    string `json:"type"`
+	Ref  int    `json:"key_reference"`
+	Type string `json:"type"`
+	// Bits is the RSA modulus or AES key size, or the EC field size, as
+	// list-keys gives it; Curve names the EC curve.
+	Bits    int    `json:"bits,omitempty"`
+	Curve   string `json:"curve,omitempty"`
 	Label   string `json:"label"`
 	ID      string `json:"id"`
 	KCV     string `json:"dkek_kcv"`
@@ -172,6 +235,12 @@ type RestoreResult struct {
 var (
 	ErrWrongDKEK = errors.New("wrong DKEK")
 	ErrOccupied  = errors.New("key reference in use")
+	// ErrShareFile is a DKEK share file (.pbe) given where a wrapped key
+	// belongs: both are small binary files that people mix up.
+	ErrShareFile = errors.New("this is a DKEK share file, not a wrapped key")
+	// ErrDamagedBlob is a key blob that names the device's DKEK but that the
+	// device refuses: its CMAC or its structure does not check out.
+	ErrDamagedBlob = errors.New("the device refused the key blob, which names this device's DKEK: the file is damaged or was changed after it was written")
 )
 
 // Restore unwraps a backup into the device, losing nothing:
@@ -198,12 +267,42 @@ func Restore(conn *device.Conn, o RestoreOptions) (*RestoreResult, error) {
 		if err != nil {
 			return nothingRestored(err)
 		}
-		return restoreOne(conn, p, fids, o.Ref, o.Force)
+		ref, replace, err := chooseRef(fids, o.Ref, o.Force)
+		if err != nil {
+			return err
+		}
+		if !o.AllowDuplicate {
+			// One READ BINARY per key: the descriptions hold the labels
+			// and IDs.
+			keys, err := keystore.ListFrom(conn.Device, fids, keystore.ReadPRKD)
+			if err != nil {
+				return nothingRestored(err)
+			}
+			if err := keystore.CheckDuplicate(keys, ref, p.res.Label, p.res.ID); err != nil {
+				return fmt.Errorf("%s: %w: add --allow-duplicate to restore it anyway, or delete the other key first; nothing was restored", p.name, err)
+			}
+		}
+		return restoreOne(conn, p, ref, replace, o.AllowDuplicate)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &p.res, nil
+}
+
+// chooseRef picks the reference a single restore goes to: the lowest free
+// one when ref < 0, else ref, which must be free unless force.
+func chooseRef(fids []uint16, ref int, force bool) (int, bool, error) {
+	switch {
+	case ref < 0:
+		r, err := keystore.FreeRef(fids)
+		return r, false, err
+	case ref < 1 || ref > 255:
+		return 0, false, errors.New("key reference must be from 1 to 255 (0 is the device's own key)")
+	case keystore.Occupied(fids, ref) && !force:
+		return 0, false, fmt.Errorf("%w: key reference %d holds a key: choose a free reference, omit --key-reference to take one, or add --force to replace it", ErrOccupied, ref)
+	}
+	return ref, keystore.Occupied(fids, ref), nil
 }
 
 // nothingRestored adds to a failure before the first UNWRAP KEY that the
@@ -227,6 +326,9 @@ type prepared struct {
 }
 
 func prepare(file []byte, name string) (*prepared, error) {
+	if IsShareFile(file) {
+		return nil, fmt.Errorf("%s: %w: give a file that wrap-key, backup or sc-hsm-tool --wrap-key wrote", name, ErrShareFile)
+	}
 	f, err := wrap.ParseFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -235,18 +337,16 @@ func prepare(file []byte, name string) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &prepared{name: name, f: f, bl: bl, res: RestoreResult{KCV: fmt.Sprintf("%X", bl.KCV), Type: bl.Type.String(), HasPRKD: len(f.PRKD) > 0, HasCert: len(f.Cert) > 0}}
-	if len(f.Cert) > 0 {
-		if c, err := cvc.Parse(f.Cert); err == nil {
-			p.pub = &c.PublicKey
-		}
-	}
-	if d, err := pkcs15.Parse(f.PRKD); err == nil {
-		p.res.Label = d.Label
-		p.res.ID = fmt.Sprintf("%X", d.ID)
-	}
+	r, pub := describe(f, bl)
+	p := &prepared{name: name, f: f, bl: bl, pub: pub, res: RestoreResult{KCV: r.KCV, Type: r.Type, Bits: r.Bits, Curve: r.Curve,
+		Label: r.Label, ID: r.ID, HasPRKD: len(f.PRKD) > 0, HasCert: len(f.Cert) > 0}}
 	return p, nil
 }
+
+// IsShareFile tells a DKEK share file (.pbe) by its start: OpenSSL's
+// "Salted__" and the salt (sc-hsm-tool.c create_dkek_share; package
+// dkekshare). A wrapped-key file starts with a SEQUENCE tag, 30.
+func IsShareFile(b []byte) bool { return bytes.HasPrefix(b, []byte("Salted__")) }
 
 // loginForRestore selects, logs in and checks that the device's DKEK is
 // complete and is the one kcv names. It returns the device's file list.
@@ -273,42 +373,47 @@ func loginForRestore(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]by
 	return conn.ListObjects()
 }
 
-// restoreOne unwraps one prepared backup after loginForRestore.
-func restoreOne(conn *device.Conn, p *prepared, fids []uint16, ref int, force bool) error {
+// restoreOne unwraps one prepared backup into ref after loginForRestore;
+// replace tells that ref holds a key, which the restore replaces.
+// allowDuplicate goes into the command that finishes an interrupted
+// restore.
+func restoreOne(conn *device.Conn, p *prepared, ref int, replace, allowDuplicate bool) error {
 	res, f, bl := &p.res, p.f, p.bl
-	var err error
-	if ref < 0 {
-		if ref, err = keystore.FreeRef(fids); err != nil {
-			return err
-		}
-	} else if ref < 1 || ref > 255 {
-		return errors.New("key reference must be from 1 to 255 (0 is the device's own key)")
-	} else if keystore.Occupied(fids, ref) {
-		if !force {
-			return fmt.Errorf("%w: key reference %d holds a key: choose a free reference, omit --key-reference to take one, or add --force to replace it", ErrOccupied, ref)
-		}
-		res.Replace = true
-	}
+	res.Replace = replace
 	res.Ref = ref
 	r := byte(ref)
 	// finish is the command that completes an interrupted restore of this
 	// key whatever state it left: the reference was free or --force was
 	// given, and UNWRAP KEY replaces a key only with one that decodes, so
 	// running it again can only put the backup's key there.
-	finish := fmt.Sprintf("finish with 'pico-hsm-tool unwrap-key %s --key-reference %d --force'", p.name, ref)
+	dup := ""
+	if allowDuplicate {
+		dup = " --allow-duplicate"
+	}
+	finish := fmt.Sprintf("finish with 'pico-hsm-tool unwrap-key %s --key-reference %d --force%s'", p.name, ref, dup)
 	if err := conn.UnwrapKey(r, f.Blob); err != nil {
 		// Only a status word that refuses (6400 the blob does not decode,
 		// 6982 no PIN session, ...) says the firmware did nothing.
 		refused := device.Refused(err)
+		kept := "nothing was restored"
+		if res.Replace {
+			kept = fmt.Sprintf("the key at reference %d is unchanged", ref)
+		}
 		switch {
 		case !refused && res.Replace:
 			return fmt.Errorf("%w; key reference %d holds either its old key or the restored one (without its label and certificate): %s", err, ref, finish)
 		case !refused:
 			return fmt.Errorf("%w; key reference %d is either still free or holds the restored key (without its label and certificate): %s", err, ref, finish)
+		case errors.Is(err, hsm.ErrUnwrapRefused):
+			// The blob's KCV is the device's (loginForRestore compared
+			// them), so the firmware's 6400 means that the blob does not
+			// decode under that DKEK: its CMAC or its content is damaged
+			// (pico-hsm cmd_key_unwrap.c, dkek_decode_key).
+			return keptDevice{&msgError{fmt.Sprintf("unwrap into key reference %d: %v: use another copy of the backup; %s%s", ref, ErrDamagedBlob, kept, swSuffix(err)), []error{ErrDamagedBlob, err}}}
 		case res.Replace:
-			return fmt.Errorf("%w; the key at reference %d is unchanged", err, ref)
+			return keptDevice{fmt.Errorf("%w; %s", err, kept)}
 		}
-		return err
+		return keptDevice{err}
 	}
 	// From here on the key is in place, replacing the old one if any; what
 	// fails leaves it without its label or certificate, or unverified.
@@ -350,6 +455,13 @@ func restoreOne(conn *device.Conn, p *prepared, fids []uint16, ref int, force bo
 	}
 	return nil
 }
+
+// keptDevice marks an error of restoreOne after which the device is as it
+// was: the firmware refused UNWRAP KEY. After any other error the key may
+// be in place, in full or without its label or certificate.
+type keptDevice struct{ error }
+
+func (u keptDevice) Unwrap() error { return u.error }
 
 func samePublicKey(a, b *cvc.PublicKey) bool {
 	switch {

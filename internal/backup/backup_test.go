@@ -3,9 +3,11 @@ package backup
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -192,7 +194,7 @@ func TestRestoreRefusals(t *testing.T) {
 		"empty":     nil,
 		"foreign":   readVector(t, "dkek-share-1.pbe"),
 	} {
-		if _, err := Restore(c, RestoreOptions{File: data, Name: name, Ref: 1, Force: true, PIN: pin}); !errors.Is(err, wrap.ErrFile) && !errors.Is(err, wrap.ErrBlob) {
+		if _, err := Restore(c, RestoreOptions{File: data, Name: name, Ref: 1, Force: true, PIN: pin}); !errors.Is(err, wrap.ErrFile) && !errors.Is(err, wrap.ErrBlob) && !errors.Is(err, ErrShareFile) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -258,9 +260,9 @@ func TestBackupAllAndRestoreAll(t *testing.T) {
 	if err != nil || len(res) != 2 || res[0].Result.Ref != 1 || res[1].Result.Ref != 2 {
 		t.Fatalf("%+v %v", res, err)
 	}
-	// Restoring again: both references are in use.
+	// Restoring again: both keys are present, and skipped.
 	res, err = RestoreAll(b, RestoreAllOptions{Dir: dir, PIN: pin})
-	if !errors.Is(err, ErrPartial) || res[0].Error == "" || res[1].Error == "" {
+	if err != nil || res[0].Status != StatusPresent || res[1].Status != StatusPresent {
 		t.Fatalf("%+v %v", res, err)
 	}
 	// A changed file is caught before the device is touched.
@@ -271,5 +273,177 @@ func TestBackupAllAndRestoreAll(t *testing.T) {
 	c := deviceA(t, "c.json")
 	if _, err := RestoreAll(c, RestoreAllOptions{Dir: dir, PIN: pin}); err == nil || !strings.Contains(err.Error(), "SHA-256 differs from the manifest") {
 		t.Fatalf("changed file: %v", err)
+	}
+}
+
+// deviceNoDKEK opens a simulated device initialized without DKEK shares
+// (initialize without --dkek-shares), with an EC key at reference 1.
+func deviceNoDKEK(t *testing.T, name string) *device.Conn {
+	t.Helper()
+	c, err := device.Open(device.Options{Reader: "sim:" + filepath.Join(t.TempDir(), name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	p := hsm.InitParams{SOPIN: mustHex("3537363231383830"), PIN: pin, Retries: 3, DKEKShares: -1}
+	if _, err := c.SelectApplication(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Initialize(&p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keystore.Generate(c, keystore.GenSpec{Type: "ec", Curve: "secp256r1", Ref: 1, PIN: pin}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The firmware refuses WRAP KEY with 6A88 both on a device without a DKEK
+// and on one whose DKEK waits for shares (pico-hsm cmd_key_wrap.c); the
+// DKEK status tells which, and the message says what it costs: a device
+// without a DKEK gets one only by being re-initialized.
+func TestWrapWithoutDKEK(t *testing.T) {
+	none := deviceNoDKEK(t, "none.json")
+	// Two shares announced, one imported.
+	partial := func() *device.Conn {
+		c, err := device.Open(device.Options{Reader: "sim:" + filepath.Join(t.TempDir(), "p2.json")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SelectApplication()
+		if err := c.Initialize(&hsm.InitParams{SOPIN: mustHex("3537363231383830"), PIN: pin, Retries: 3, DKEKShares: 2}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ImportDKEKShare(mustHex(sharesA[0])); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keystore.Generate(c, keystore.GenSpec{Type: "ec", Curve: "secp256r1", Ref: 1, PIN: pin}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}()
+	for _, tc := range []struct {
+		name  string
+		conn  *device.Conn
+		want  string
+		noKey bool
+	}{
+		{"no DKEK", none, "cannot wrap key reference 1: the device has no DKEK: it was initialized without --dkek-shares, so no key can ever leave it; only re-initializing with --dkek-shares gives it one, and that destroys every key on it (SW 6A88)", true},
+		{"shares outstanding", partial, "cannot wrap key reference 1: the device's DKEK is incomplete (1 of 2 shares imported): import the remaining shares first (SW 6A88)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "k.bin")
+			_, err := WrapToFile(tc.conn, WrapOptions{Key: keystore.Spec{Ref: 1}, PIN: pin, Path: path})
+			if err == nil || err.Error() != tc.want || errors.Is(err, ErrNoDKEK) != tc.noKey || !apdu.IsStatus(err, 0x6A88) {
+				t.Fatalf("%v", err)
+			}
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s written", path)
+			}
+			tc.conn.SelectApplication()
+			if got, err := keystore.NoDKEK(tc.conn.Device); err != nil || got != tc.noKey {
+				t.Fatalf("NoDKEK = %v, %v", got, err)
+			}
+		})
+	}
+	_, err := BackupAll(none, BackupOptions{Dir: filepath.Join(t.TempDir(), "b"), PIN: pin})
+	if err == nil || err.Error() != "cannot back up: "+ErrNoDKEK.Error() {
+		t.Fatalf("backup: %v", err)
+	}
+	if got, err := keystore.NoDKEK(deviceA(t, "a.json").Device); err != nil || got {
+		t.Fatalf("NoDKEK on a device with a DKEK = %v, %v", got, err)
+	}
+}
+
+// A DKEK share file given where a wrapped key belongs says what it is.
+func TestShareFileRefused(t *testing.T) {
+	pbe := readVector(t, "dkek-share-1.pbe")
+	if _, err := Inspect(pbe, nil); !errors.Is(err, ErrShareFile) {
+		t.Errorf("inspect: %v", err)
+	}
+	_, err := Restore(deviceA(t, "a.json"), RestoreOptions{File: pbe, Name: "dkek-share-1.pbe", Ref: -1, PIN: pin})
+	if err == nil || err.Error() != "dkek-share-1.pbe: this is a DKEK share file, not a wrapped key: give a file that wrap-key, backup or sc-hsm-tool --wrap-key wrote" {
+		t.Errorf("restore: %v", err)
+	}
+}
+
+// A blob whose KCV names the device's DKEK but that the device refuses
+// (its CMAC fails) is a damaged file, not another DKEK; the message says
+// so without nesting parentheses.
+func TestRestoreDamagedBlob(t *testing.T) {
+	good := readVector(t, "wrap-key-ec256-ref2.bin")
+	f, err := wrap.ParseFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Blob[len(f.Blob)-20] ^= 0x5A // in the encrypted key, before the CMAC
+	bad := f.Marshal()
+	c := deviceA(t, "a.json")
+	for _, tc := range []struct {
+		ref   int
+		force bool
+		want  string
+	}{
+		{-1, false, "unwrap into key reference 1: the device refused the key blob, which names this device's DKEK: the file is damaged or was changed after it was written: use another copy of the backup; nothing was restored (SW 6400)"},
+		{2, true, "unwrap into key reference 2: the device refused the key blob, which names this device's DKEK: the file is damaged or was changed after it was written: use another copy of the backup; the key at reference 2 is unchanged (SW 6400)"},
+	} {
+		if tc.force {
+			if _, err := Restore(c, RestoreOptions{File: good, Name: "ec.bin", Ref: 2, PIN: pin}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Restore(c, RestoreOptions{File: bad, Name: "bad.bin", Ref: tc.ref, Force: tc.force, AllowDuplicate: true, PIN: pin})
+		if err == nil || err.Error() != tc.want || !errors.Is(err, ErrDamagedBlob) || !errors.Is(err, hsm.ErrUnwrapRefused) {
+			t.Errorf("%v", err)
+		}
+		if strings.Count(err.Error(), "(") != 1 {
+			t.Errorf("nested parentheses: %v", err)
+		}
+	}
+}
+
+// Results carry the key's size or curve, as list-keys gives them, and the
+// DKEK check value as dkek_kcv in every JSON result.
+func TestResultsJSON(t *testing.T) {
+	c := deviceA(t, "a.json")
+	rsa, err := Restore(c, RestoreOptions{File: readVector(t, "wrap-key-rsa2048-ref1.bin"), Name: "rsa", Ref: -1, PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := Restore(c, RestoreOptions{File: readVector(t, "wrap-key-ec256-ref2.bin"), Name: "ec", Ref: -1, PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rsa.Bits != 2048 || rsa.Curve != "" || ec.Curve != "secp256r1" || ec.Bits != 256 {
+		t.Fatalf("%+v %+v", rsa, ec)
+	}
+	dir := backupOf(t, c)
+	bk, err := BackupAll(c, BackupOptions{Dir: dir, PIN: pin, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := RestoreAll(c, RestoreAllOptions{Dir: dir, PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := WrapToFile(c, WrapOptions{Key: keystore.Spec{Ref: 1}, PIN: pin, Path: filepath.Join(t.TempDir(), "w.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Inspect(readVector(t, "wrap-key-ec256-ref2.bin"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]any{"unwrap": rsa, "backup": bk, "restore": all, "wrap": w, "inspect": r} {
+		js, _ := json.Marshal(v)
+		s := string(js)
+		if !strings.Contains(s, `"dkek_kcv":"440B48E7FAEBC853"`) || regexp.MustCompile(`"kcv"|"KCV"`).MatchString(s) {
+			t.Errorf("%s: %s", name, s)
+		}
+	}
+	js, _ := json.Marshal(all)
+	if !strings.Contains(string(js), `"bits":2048`) || !strings.Contains(string(js), `"curve":"secp256r1"`) {
+		t.Errorf("restore --json: %s", js)
 	}
 }

@@ -158,7 +158,7 @@ func TestRestoreForceAnswerLost(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			conn := deviceWithKeys(t, "a.json")
 			atINS(conn, 0x74, 1, c.after, c.ans, c.err)
-			_, err := Restore(conn, RestoreOptions{File: readVector(t, "wrap-key-ec256-ref2.bin"), Name: "ec.bin", Ref: 1, Force: true, PIN: pin})
+			_, err := Restore(conn, RestoreOptions{File: readVector(t, "wrap-key-ec256-ref2.bin"), Name: "ec.bin", Ref: 1, Force: true, AllowDuplicate: true, PIN: pin})
 			conn.Sim.Fault = nil
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("%v", err)

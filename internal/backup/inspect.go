@@ -52,6 +52,9 @@ var algorithmNames = map[byte]string{
 // structure (RSA: (m^e)^d = m mod n and n matches the certificate; EC:
 // d·G = Q on the curve), and wipes the plaintext.
 func Inspect(file []byte, dkek []byte) (*Report, error) {
+	if IsShareFile(file) {
+		return nil, ErrShareFile
+	}
 	f, err := wrap.ParseFile(file)
 	if err != nil {
 		return nil, err
@@ -60,6 +63,27 @@ func Inspect(file []byte, dkek []byte) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	r, pub := describe(f, bl)
+	if dkek == nil {
+		return r, nil
+	}
+	key, err := bl.Open(dkek)
+	if err != nil {
+		return r, err
+	}
+	defer key.Wipe()
+	if err := checkStructure(key, pub, r); err != nil {
+		return r, err
+	}
+	r.Verified = true
+	return r, nil
+}
+
+// describe reports what a wrapped-key file says without the DKEK: the
+// blob's type, KCV and allowed algorithms, the description's label, ID,
+// key reference and size, and the certificate's holder and public key,
+// which it returns too (nil without a CV certificate or request).
+func describe(f *wrap.File, bl *wrap.Blob) (*Report, *cvc.PublicKey) {
 	r := &Report{Type: bl.Type.String(), KCV: fmt.Sprintf("%X", bl.KCV), KeyRef: -1, BlobSize: len(f.Blob), Allowed: []string{}}
 	if len(bl.Allowed) == 0 {
 		r.Allowed = append(r.Allowed, "any")
@@ -97,19 +121,7 @@ func Inspect(file []byte, dkek []byte) (*Report, error) {
 			r.Certificate = "X.509 certificate"
 		}
 	}
-	if dkek == nil {
-		return r, nil
-	}
-	key, err := bl.Open(dkek)
-	if err != nil {
-		return r, err
-	}
-	defer key.Wipe()
-	if err := checkStructure(key, pub, r); err != nil {
-		return r, err
-	}
-	r.Verified = true
-	return r, nil
+	return r, pub
 }
 
 // ErrDamaged reports key material that decrypts but does not hold together.

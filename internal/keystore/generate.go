@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,6 +31,9 @@ type GenSpec struct {
 	// can never leave the device. By default keys are exportable under the
 	// DKEK, as OpenSC generates them (no algorithm list).
 	NoExport bool
+	// AllowDuplicate lets the key have a label or ID that another key has
+	// already (see DuplicateError).
+	AllowDuplicate bool
 	// PIN is the user PIN; AllowLastTry lets it be tried with one try left.
 	PIN          []byte
 	AllowLastTry bool
@@ -116,6 +120,17 @@ func Generate(conn *device.Conn, s GenSpec) (Key, error) {
 		if id == nil {
 			id = []byte{ref}
 		}
+		if !s.AllowDuplicate {
+			// One READ BINARY per key: the descriptions hold the labels
+			// and IDs.
+			keys, err := ListFrom(conn.Device, fids, ReadPRKD)
+			if err != nil {
+				return err
+			}
+			if err := CheckDuplicate(keys, s.Ref, s.Label, hex.EncodeToString(id)); err != nil {
+				return fmt.Errorf("%w: %s, or add --allow-duplicate", err, renameHint(err.(*DuplicateError), s.ID == nil))
+			}
+		}
 		var meta []byte
 		if s.NoExport {
 			algs := signingAlgorithms(typ)
@@ -158,6 +173,22 @@ func Generate(conn *device.Conn, s GenSpec) (Key, error) {
 		return err
 	})
 	return out, err
+}
+
+// renameHint says which of --label and --id to change after a
+// DuplicateError; defaultID tells that the ID was the key reference.
+func renameHint(e *DuplicateError, defaultID bool) string {
+	id := "another ID"
+	if defaultID {
+		id = "another ID with --id (the default ID is the key reference)"
+	}
+	switch {
+	case e.LabelRefs != nil && e.IDRefs != nil:
+		return "choose another label and " + id
+	case e.LabelRefs != nil:
+		return "choose another label"
+	}
+	return "choose " + id
 }
 
 // The CAR and CHR OpenSC puts in a key generation request

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
@@ -65,6 +66,30 @@ func List(d *hsm.Device) ([]Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ListFrom(d, fids, ReadAll)
+}
+
+// Parts says which of a key's files ListFrom reads; each costs one APDU
+// per key.
+type Parts int
+
+const (
+	// ReadMeta selects the key file CCxx for its FCP: the allowed
+	// algorithms, which say whether the key is exportable.
+	ReadMeta Parts = 1 << iota
+	// ReadPRKD reads the PKCS#15 description C4xx: label, ID, type, size.
+	ReadPRKD
+	// ReadCert reads CExx: the certificate or CV request, with the public
+	// key and, for EC, the curve.
+	ReadCert
+	ReadAll = ReadMeta | ReadPRKD | ReadCert
+)
+
+// ListFrom reads the keys of a LIST KEYS answer (fids), reading only the
+// parts asked for. Without ReadMeta, Exportable is left true: only WRAP
+// KEY, or the key file's FCP, can tell. A description the list does not
+// name is not read (the list names every C4xx; it never names CExx).
+func ListFrom(d *hsm.Device, fids []uint16, parts Parts) ([]Key, error) {
 	present := map[uint16]bool{}
 	for _, f := range fids {
 		present[f] = true
@@ -74,7 +99,11 @@ func List(d *hsm.Device) ([]Key, error) {
 		if byte(f>>8) != hsm.PrefixKey || byte(f) == 0 {
 			continue
 		}
-		k, err := read(d, byte(f), present[hsm.KeyFID(hsm.PrefixPRKD, byte(f))])
+		p := parts
+		if !present[hsm.KeyFID(hsm.PrefixPRKD, byte(f))] {
+			p &^= ReadPRKD
+		}
+		k, err := read(d, byte(f), p)
 		if err != nil {
 			return nil, err
 		}
@@ -85,22 +114,24 @@ func List(d *hsm.Device) ([]Key, error) {
 
 // Read reads one key's files.
 func Read(d *hsm.Device, ref byte) (Key, error) {
-	return read(d, ref, true)
+	return read(d, ref, ReadAll)
 }
 
-func read(d *hsm.Device, ref byte, hasPRKD bool) (Key, error) {
+func read(d *hsm.Device, ref byte, parts Parts) (Key, error) {
 	k := Key{Ref: int(ref), Type: "unknown", Exportable: true}
-	fi, err := d.SelectFile(hsm.KeyFID(hsm.PrefixKey, ref))
-	if err != nil {
-		if apdu.IsStatus(err, apdu.SWFileNotFound) {
-			return k, fmt.Errorf("key reference %d not found: %w", ref, hsm.ErrKeyNotFound)
+	if parts&ReadMeta != 0 {
+		fi, err := d.SelectFile(hsm.KeyFID(hsm.PrefixKey, ref))
+		if err != nil {
+			if apdu.IsStatus(err, apdu.SWFileNotFound) {
+				return k, fmt.Errorf("key reference %d not found: %w", ref, hsm.ErrKeyNotFound)
+			}
+			return k, err
 		}
-		return k, err
+		if allowed, ok := fi.AllowedAlgorithms(); ok {
+			k.Exportable = bytes.IndexByte(allowed, hsm.AlgWrap) >= 0
+		}
 	}
-	if allowed, ok := fi.AllowedAlgorithms(); ok {
-		k.Exportable = bytes.IndexByte(allowed, hsm.AlgWrap) >= 0
-	}
-	if hasPRKD {
+	if parts&ReadPRKD != 0 {
 		prkd, err := d.ReadFile(hsm.KeyFID(hsm.PrefixPRKD, ref))
 		switch {
 		case err == nil:
@@ -109,6 +140,9 @@ func read(d *hsm.Device, ref byte, hasPRKD bool) (Key, error) {
 		case !apdu.IsStatus(err, apdu.SWFileNotFound):
 			return k, err
 		}
+	}
+	if parts&ReadCert == 0 {
+		return k, nil
 	}
 	cert, err := d.ReadFile(hsm.KeyFID(hsm.PrefixEECert, ref))
 	switch {
@@ -249,6 +283,90 @@ func Occupied(fids []uint16, ref int) bool {
 		}
 	}
 	return false
+}
+
+// DuplicateError is a new key's label or ID that keys already on the
+// device have. Labels and IDs name keys (--label, --id, and PKCS#11's
+// CKA_LABEL and CKA_ID in pkcs11-tool and OpenSC), so a second key with
+// the same one makes every later use of that name ambiguous.
+type DuplicateError struct {
+	Label     string
+	LabelRefs []int // the keys that have Label already
+	ID        string
+	IDRefs    []int // the keys that have ID already
+}
+
+func (e *DuplicateError) Error() string {
+	var what string
+	switch {
+	case len(e.IDRefs) == 0:
+		what = fmt.Sprintf("%s already %s the label %q: a second key with the same label would make --label ambiguous", refList(e.LabelRefs), has(e.LabelRefs), e.Label)
+	case len(e.LabelRefs) == 0:
+		what = fmt.Sprintf("%s already %s the ID %s: a second key with the same ID would make --id ambiguous", refList(e.IDRefs), has(e.IDRefs), e.ID)
+	case slices.Equal(e.LabelRefs, e.IDRefs):
+		what = fmt.Sprintf("%s already %s the label %q and the ID %s: a second key with the same label and ID would make --label and --id ambiguous", refList(e.LabelRefs), has(e.LabelRefs), e.Label, e.ID)
+	default:
+		what = fmt.Sprintf("%s already %s the label %q, and %s the ID %s: a second key with the same label and ID would make --label and --id ambiguous", refList(e.LabelRefs), has(e.LabelRefs), e.Label, refList(e.IDRefs), e.ID)
+	}
+	return what
+}
+
+func refList(refs []int) string {
+	s := make([]string, len(refs))
+	for i, r := range refs {
+		s[i] = fmt.Sprint(r)
+	}
+	if len(refs) == 1 {
+		return "key reference " + s[0]
+	}
+	return "key references " + strings.Join(s, ", ")
+}
+
+func has(refs []int) string {
+	if len(refs) == 1 {
+		return "has"
+	}
+	return "have"
+}
+
+// CheckDuplicate returns a *DuplicateError when one of keys, other than the
+// one at ref (which the new key replaces), has the label or the ID (hex,
+// in any case) of a new key at ref. An empty label or ID is none.
+func CheckDuplicate(keys []Key, ref int, label, id string) error {
+	e := &DuplicateError{Label: label, ID: strings.ToUpper(id)}
+	for _, k := range keys {
+		if k.Ref == ref {
+			continue
+		}
+		if label != "" && k.Label == label {
+			e.LabelRefs = append(e.LabelRefs, k.Ref)
+		}
+		if id != "" && strings.EqualFold(k.ID, id) {
+			e.IDRefs = append(e.IDRefs, k.Ref)
+		}
+	}
+	if len(e.LabelRefs) == 0 && len(e.IDRefs) == 0 {
+		return nil
+	}
+	return e
+}
+
+// NoDKEK reports whether the device has no DKEK at all, as after
+// initialize without --dkek-shares: pico-hsm's cmd_initialize.c then
+// writes 00 00 (no shares) to the key domain file EF 10A0, the DKEK status
+// query (cmd_key_domain.c, 80 52 00 00) answers 0 shares, and WRAP KEY
+// refuses every key with 6A88 (cmd_key_wrap.c: dkeks == 0). Only
+// re-initializing gives the device a DKEK. A device whose DKEK still
+// waits for shares has one. The query needs no PIN.
+func NoDKEK(d *hsm.Device) (bool, error) {
+	st, err := d.DKEKStatus()
+	switch {
+	case errors.Is(err, hsm.ErrNoDKEK):
+		return true, nil // never initialized (6B00)
+	case err != nil:
+		return false, err
+	}
+	return st.Shares == 0, nil
 }
 
 // bigBytes returns the minimal big-endian bytes of v.

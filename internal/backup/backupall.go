@@ -1,0 +1,320 @@
+package backup
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/wrap"
+)
+
+// ErrPartial is returned with a result when some keys failed.
+var ErrPartial = errors.New("some keys failed")
+
+// BackupResult is what BackupAll wrote: the manifest, and where the
+// earlier backup in the directory went.
+type BackupResult struct {
+	*Manifest
+	// KeptAs is the name the earlier backup in the directory was moved to
+	// (DIR.~N~), or "".
+	KeptAs string `json:"earlier_backup_kept_as,omitempty"`
+}
+
+// BackupAll wraps every exportable key of the device in one session, one
+// file per key, with manifest.json. Keys that cannot be exported are
+// listed as skipped.
+//
+// Two backups never mix: the files are written (atomically, mode 0600)
+// into a new directory beside o.Dir, which takes o.Dir's name only once it
+// is complete. An earlier backup there is refused without Force, and with
+// Force kept whole as DIR.~N~ (atomicfile.MoveAside). A directory that
+// holds other files is refused.
+//
+// Nothing is written until the device has answered everything, so that an
+// interrupted session (card removed, pcscd gone) leaves the directory as it
+// was. A key the device fails to wrap makes a partial backup (ErrPartial)
+// in a new directory, but never replaces an earlier backup: with Force
+// over one, the earlier backup stays and nothing is written.
+//
+// The session takes 5 + 3N APDUs for N keys: SELECT, the PIN's tries left,
+// VERIFY, the DKEK status and LIST KEYS, then for each key its description
+// and certificate (keystore.ListFrom, without the key file's FCP) and WRAP
+// KEY, whose answer also tells a key that is not exportable (6985). The
+// files are built from what the listing read, as sc-hsm-tool.c wrap_key
+// builds one from the same three.
+func BackupAll(conn *device.Conn, o BackupOptions) (*BackupResult, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	t, err := checkTarget(o.Dir, o.Force)
+	if err != nil {
+		return nil, err
+	}
+	// untouched says that the directory is as it was.
+	untouched := func() string {
+		if t.earlier {
+			return fmt.Sprintf("nothing was written: the earlier backup in %s is unchanged", o.Dir)
+		}
+		return fmt.Sprintf("nothing was written to %s", o.Dir)
+	}
+	// The directory the backup is written into is made first: a place
+	// that cannot be written fails before the device is touched.
+	tmp, err := t.makeTemp()
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(tmp)
+			t.removeCreated()
+		}
+	}()
+	m := &Manifest{Version: 1, Created: o.Now().UTC(), Reader: conn.Reader, Keys: []Entry{}, Skipped: []Skipped{}}
+	var failed []string
+	type file struct {
+		name string
+		data []byte
+		e    Entry
+	}
+	var files []file
+	err = conn.Transaction(func() error {
+		if _, err := conn.SelectApplication(); err != nil {
+			return err
+		}
+		if err := conn.Login(o.PIN, o.AllowLastTry); err != nil {
+			return err
+		}
+		st, err := conn.DKEKStatus()
+		if err != nil {
+			return err
+		}
+		if st.Shares == 0 {
+			return fmt.Errorf("cannot back up: %w", ErrNoDKEK)
+		}
+		if !st.Complete() {
+			return fmt.Errorf("cannot back up: the device has no complete DKEK (%d shares, %d outstanding)", st.Shares, st.Outstanding)
+		}
+		m.KCV = st.KCVHex()
+		fids, err := conn.ListObjects()
+		if err != nil {
+			return err
+		}
+		keys, err := keystore.ListFrom(conn.Device, fids, keystore.ReadPRKD|keystore.ReadCert)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			blob, err := wrapBlob(conn.Device, byte(k.Ref))
+			if errors.Is(err, hsm.ErrNotExportable) {
+				m.Skipped = append(m.Skipped, Skipped{Ref: k.Ref, Label: k.Label, Reason: "not exportable: generated without the WRAP permission"})
+				continue
+			}
+			if device.Interrupted(err) {
+				// The session is gone: no later key can be wrapped.
+				return fmt.Errorf("key reference %d: %w", k.Ref, err)
+			}
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("key reference %d: %v", k.Ref, err))
+				continue
+			}
+			data := (&wrap.File{Blob: blob, PRKD: k.PRKD, Cert: k.Cert}).Marshal()
+			name := FileName(k.Ref, k.Label)
+			e := Entry{File: name, Ref: k.Ref, Label: k.Label, ID: k.ID, Type: k.Type, Bits: k.Bits, Curve: k.Curve, KCV: m.KCV, Time: o.Now().UTC()}
+			if o.DKEK != nil {
+				if _, err := Inspect(data, o.DKEK); err != nil {
+					failed = append(failed, fmt.Sprintf("key reference %d: the backup does not verify: %v", k.Ref, err))
+					continue
+				}
+				e.Verified = true
+			}
+			files = append(files, file{name, data, e})
+		}
+		return nil
+	})
+	if err != nil {
+		if device.OutcomeUnknown(err) {
+			return nil, fmt.Errorf("%w; %s%s", err, untouched(), device.Again(err))
+		}
+		return nil, err
+	}
+	if len(failed) > 0 && t.earlier {
+		return nil, fmt.Errorf("%s; %s: run the backup again, or back up into an empty directory to keep the keys that worked", strings.Join(failed, "; "), untouched())
+	}
+	for _, f := range files {
+		if err := atomicfile.Write(filepath.Join(tmp, f.name), f.data, 0o600, false); err != nil {
+			return nil, t.inTarget(err, tmp)
+		}
+		sum := sha256.Sum256(f.data)
+		f.e.SHA256 = fmt.Sprintf("%x", sum)
+		m.Keys = append(m.Keys, f.e)
+	}
+	js, _ := json.MarshalIndent(m, "", "  ")
+	if err := atomicfile.Write(filepath.Join(tmp, ManifestName), append(js, '\n'), 0o600, false); err != nil {
+		return nil, t.inTarget(err, tmp)
+	}
+	res := &BackupResult{Manifest: m}
+	if res.KeptAs, err = t.swapIn(tmp); err != nil {
+		return nil, err
+	}
+	keep = true
+	if len(failed) > 0 {
+		return res, fmt.Errorf("%w: %s", ErrPartial, strings.Join(failed, "; "))
+	}
+	return res, nil
+}
+
+// target is a backup's directory, checked before the device is touched.
+type target struct {
+	dir string
+	// exists: dir is there, an empty directory or (earlier) one that holds
+	// a backup.
+	exists, earlier bool
+	// created are the parent directories makeTemp made, deepest last.
+	created []string
+}
+
+// checkTarget checks the backup's directory before the device is touched:
+// "-" and files are refused, and so is a directory that holds other files
+// than a backup, which the backup would otherwise mix with its own or move
+// aside; an earlier backup needs force.
+func checkTarget(dir string, force bool) (*target, error) {
+	if dir == "-" {
+		return nil, errors.New("--out-dir -: a backup is a directory of files and cannot go to standard output: give a directory (it is created if missing)")
+	}
+	t := &target{dir: dir}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return t, nil
+	case err != nil:
+		return nil, fmt.Errorf("--out-dir %s: %w", dir, errors.Unwrap(err))
+	case !fi.IsDir():
+		return nil, fmt.Errorf("--out-dir %s: not a directory: give a directory for the backup (it is created if missing)", dir)
+	}
+	t.exists = true
+	manifest := filepath.Join(dir, ManifestName)
+	if _, err := os.Lstat(manifest); err == nil {
+		t.earlier = true
+		if !force {
+			return nil, fmt.Errorf("%w (a backup is already in this directory)", atomicfile.CheckAbsent(manifest))
+		}
+		return t, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--out-dir %s: %w", dir, errors.Unwrap(err))
+	}
+	if len(ents) > 0 {
+		return nil, fmt.Errorf("--out-dir %s: holds files but no backup (no %s): give a new or empty directory, so that the backup is not mixed with other files", dir, ManifestName)
+	}
+	return t, nil
+}
+
+// makeTemp makes the directory the backup is written into: beside the
+// target, in the same file system, so that a rename gives it the target's
+// name. Missing parent directories are made (and removed again if the
+// backup fails).
+func (t *target) makeTemp() (string, error) {
+	parent := filepath.Dir(filepath.Clean(t.dir))
+	var missing []string
+	for p := parent; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || p == filepath.Dir(p) {
+			break
+		}
+		missing = append([]string{p}, missing...)
+	}
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", fmt.Errorf("cannot write %s: %w; nothing was written", t.dir, unwrapPath(err))
+	}
+	t.created = missing
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(t.dir))+".tmp-")
+	if err != nil {
+		t.removeCreated()
+		return "", fmt.Errorf("cannot write %s: %w; nothing was written", t.dir, unwrapPath(err))
+	}
+	return tmp, nil
+}
+
+// removeCreated removes the parent directories makeTemp made, if empty.
+func (t *target) removeCreated() {
+	for i := len(t.created) - 1; i >= 0; i-- {
+		os.Remove(t.created[i])
+	}
+	t.created = nil
+}
+
+// inTarget is a failed write into the temporary directory tmp, told with
+// the target's name, which is what the person knows.
+func (t *target) inTarget(err error, tmp string) error {
+	msg := strings.ReplaceAll(err.Error(), tmp, t.dir)
+	if t.earlier {
+		msg += fmt.Sprintf("; the earlier backup in %s is unchanged", t.dir)
+	}
+	return &msgError{msg, []error{err}}
+}
+
+// swapIn gives the complete backup in tmp the target's name: an earlier
+// backup is first moved aside to DIR.~N~, whose name it returns, and an
+// empty directory removed.
+func (t *target) swapIn(tmp string) (string, error) {
+	var aside string
+	switch {
+	case t.earlier:
+		var err error
+		if aside, err = atomicfile.MoveAside(t.dir); err != nil {
+			return "", fmt.Errorf("%w: nothing was written: the earlier backup in %s is unchanged", err, t.dir)
+		}
+	case t.exists:
+		if err := os.Remove(t.dir); err != nil {
+			return "", fmt.Errorf("--out-dir %s: %w: nothing was written", t.dir, unwrapPath(err))
+		}
+	}
+	// The name is free now; a directory another process made in between
+	// is not replaced (rename refuses a directory that is not empty).
+	if _, err := os.Lstat(t.dir); err == nil {
+		return "", fmt.Errorf("--out-dir %s: appeared during the backup: nothing was written there%s", t.dir, keptAt(aside))
+	}
+	if err := os.Rename(tmp, t.dir); err != nil {
+		if aside != "" && os.Rename(aside, t.dir) == nil {
+			aside = ""
+		}
+		return "", fmt.Errorf("cannot write %s: %w; nothing was written%s", t.dir, unwrapPath(err), keptAt(aside))
+	}
+	if d, err := os.Open(filepath.Dir(filepath.Clean(t.dir))); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return aside, nil
+}
+
+func keptAt(aside string) string {
+	if aside == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (the earlier backup is in %s)", aside)
+}
+
+// unwrapPath drops an *fs.PathError's or *os.LinkError's wrapper: the
+// message names the path itself.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}
