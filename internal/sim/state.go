@@ -92,27 +92,50 @@ type store struct {
 // ErrBusy is returned when another process holds the state file.
 var ErrBusy = errors.New("the simulated device is in use by another process")
 
-// openStore locks path+".lock" exclusively, waiting up to wait for another
-// holder. The lock makes a whole tool invocation one card session: two
-// processes never interleave their commands on one state file.
+// lockPath is the lock file of the state file path. The lock cannot be on
+// the state file itself: every write replaces that file (rename), and a
+// lock on the old one would not keep a new opener off the new one.
+func lockPath(path string) string { return path + ".lock" }
+
+// openStore locks the state file at path exclusively, waiting up to wait
+// for another holder. The lock makes a whole tool invocation one card
+// session: two processes never interleave their commands on one state
+// file. The directory must exist: a mistyped --reader sim:PATH is an
+// error, not a new factory-new device somewhere else.
+//
+// The lock is an flock on path+".lock", which close removes, so that no
+// lock file is left behind. A process that was waiting on the removed
+// file then holds a lock on a file no longer there, so after locking it
+// checks that the file it locked is still the one at that name, and if
+// not tries again (the usual pattern for lock files that are removed).
+// After a crash the lock file stays, unlocked, until the next opener
+// locks and removes it.
 func openStore(path string, wait time.Duration) (*store, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("simulated device: %w", err)
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("simulated device: directory %s does not exist: create it first (mkdir -p %s), or check the path after sim:", dir, dir)
 		}
-	}
-	lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
 		return nil, fmt.Errorf("simulated device: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("simulated device: %s is not a directory: check the path after sim:", dir)
 	}
 	deadline := time.Now().Add(wait)
 	for {
+		lf, err := os.OpenFile(lockPath(path), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("simulated device: %w", err)
+		}
 		err = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return &store{path: path, lock: lf}, nil
+			if stillThere(lf, lockPath(path)) {
+				return &store{path: path, lock: lf}, nil
+			}
+			lf.Close() // removed by the holder before: lock the new one
+			continue
 		}
+		lf.Close()
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			lf.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
 				return nil, fmt.Errorf("%w (%s): wait for it to finish, or stop the bridge that serves it", ErrBusy, path)
 			}
@@ -122,10 +145,24 @@ func openStore(path string, wait time.Duration) (*store, error) {
 	}
 }
 
+// stillThere reports whether f is the file at name.
+func stillThere(f *os.File, name string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(name)
+	return err == nil && os.SameFile(a, b)
+}
+
+// close removes the lock file and releases the lock, in that order: a
+// process that takes the lock in between takes it on a new lock file,
+// once this one's writes are all done.
 func (s *store) close() error {
 	if s.lock == nil {
 		return nil
 	}
+	os.Remove(lockPath(s.path))
 	err := s.lock.Close() // closing releases the flock
 	s.lock = nil
 	return err

@@ -12,6 +12,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +34,7 @@ func openDev(t *testing.T, path string) *dev {
 
 func TestStatePersistence(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "dev", "state.json")
+	path := filepath.Join(t.TempDir(), "state.json")
 	msg := []byte("persisted")
 	h := sha256.Sum256(msg)
 
@@ -231,4 +234,124 @@ func TestStateFileErrors(t *testing.T) {
 			t.Errorf("Open did not write the factory state: %v", err)
 		}
 	})
+}
+
+// A state file whose directory does not exist is an error, not a new
+// device in a new directory: a mistyped --reader sim:PATH would otherwise
+// rehearse on a blank device.
+func TestStateDirectoryMissing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(dir, "nodir", "state.json"), "simulated device: directory " + filepath.Join(dir, "nodir") + " does not exist: create it first (mkdir -p " + filepath.Join(dir, "nodir") + "), or check the path after sim:"},
+		{filepath.Join(dir, "a", "b", "state.json"), "simulated device: directory " + filepath.Join(dir, "a", "b") + " does not exist: create it first (mkdir -p " + filepath.Join(dir, "a", "b") + "), or check the path after sim:"},
+		{filepath.Join(dir, "file", "state.json"), "simulated device: " + filepath.Join(dir, "file") + " is not a directory: check the path after sim:"},
+	} {
+		os.WriteFile(filepath.Join(dir, "file"), []byte("x"), 0o600)
+		d, err := OpenWait(c.path, 100*time.Millisecond)
+		if err == nil {
+			d.Close()
+			t.Errorf("%s: opened", c.path)
+			continue
+		}
+		if err.Error() != c.want {
+			t.Errorf("%s:\n got %v\nwant %s", c.path, err, c.want)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("Open created %v", ents)
+	}
+}
+
+// No lock file is left beside the state file: not after Close, not after
+// an Open that failed on the state, not after a waiter took the device
+// over.
+func TestStateNoLockFileLeft(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	only := func(when string, want ...string) {
+		t.Helper()
+		ents, _ := os.ReadDir(dir)
+		var got []string
+		for _, e := range ents {
+			got = append(got, e.Name())
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: directory holds %q, want %q", when, got, want)
+		}
+	}
+	d := openDev(t, path)
+	d.ok("SELECT", selectAID())
+	d.Close()
+	only("after Close", "state.json")
+
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("not a state file"), 0o600)
+	if _, err := OpenWait(bad, 100*time.Millisecond); err == nil {
+		t.Fatal("opened a file that is not a state file")
+	}
+	only("after a failed Open", "bad.json", "state.json")
+	os.Remove(bad)
+
+	// A waiter that opened the lock file before the holder removed it
+	// locks the new one, and removes it when done.
+	d = openDev(t, path)
+	done := make(chan error, 1)
+	go func() {
+		d2, err := OpenWait(path, 5*time.Second)
+		if err == nil {
+			err = d2.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	d.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	only("after a waiter took over", "state.json")
+
+	// A lock file left by a crashed process is taken over and removed.
+	os.WriteFile(path+".lock", nil, 0o600)
+	d = openDev(t, path)
+	d.Close()
+	only("after a stale lock file", "state.json")
+}
+
+// Removing the lock file at Close keeps the lock exclusive: many openers
+// at once never hold the device together.
+func TestStateLockExclusive(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.json")
+	openDev(t, path).Close()
+	var holders, most atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 10; j++ {
+				d, err := OpenWait(path, 10*time.Second)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := holders.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(time.Millisecond)
+				holders.Add(-1)
+				d.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if most.Load() != 1 {
+		t.Errorf("%d openers held the device at once", most.Load())
+	}
+	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock file left: %v", err)
+	}
 }
