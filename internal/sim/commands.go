@@ -47,8 +47,12 @@ func fidKey(fid uint16) string {
 }
 
 // dispatch routes a command by INS as pico-hsm sc_hsm.c's command table
-// does; the class byte is not checked there.
-func (d *Device) dispatch(c apdu.Command) ([]byte, uint16) {
+// does; the class byte is not checked there. A handler may raise Ne, as
+// the firmware's do: key-pair generation sent without Le answers the whole
+// CV request (cmd_keypair_gen.c), and an RSA signature always answers the
+// whole signature (cmd_signature.c sets apdu.ne to the key size).
+func (d *Device) dispatch(cp *apdu.Command) ([]byte, uint16) {
+	c := *cp
 	switch c.INS {
 	case 0xA4:
 		return d.cmdSelect(c)
@@ -73,7 +77,11 @@ func (d *Device) dispatch(c apdu.Command) ([]byte, uint16) {
 	case 0x58:
 		return d.cmdListKeys(c)
 	case 0x46:
-		return d.cmdKeyPairGen(c)
+		data, s := d.cmdKeyPairGen(c)
+		if cp.Ne == 0 {
+			cp.Ne = len(data)
+		}
+		return data, s
 	case 0x48:
 		return nil, d.cmdKeyGen(c)
 	case 0x72:
@@ -81,7 +89,11 @@ func (d *Device) dispatch(c apdu.Command) ([]byte, uint16) {
 	case 0x74:
 		return nil, d.cmdUnwrapKey(c)
 	case 0x68:
-		return d.cmdSign(c)
+		data, s := d.cmdSign(c)
+		if k := d.st.Keys[c.P1]; s == apdu.SWOK && k != nil && k.Kind == "rsa" {
+			cp.Ne = len(data)
+		}
+		return data, s
 	}
 	return nil, apdu.SWINSNotSupported
 }
@@ -202,9 +214,19 @@ func fileFCP(fid uint16, size int) []byte {
 		0x83, 0x02, byte(fid >> 8), byte(fid), 0x8A, 0x01, 0x05}
 }
 
+// emptyStatic are the firmware's static working EFs that never hold data
+// (pico-hsm files.c file_entries): EF.ATR 2F01 and the PKCS#15 files ODF
+// 5031, TokenInfo 5032 and UnusedSpace 5033. They exist from the first
+// start: SELECT answers an FCP of size 0 and READ BINARY 9000 without data
+// (transcripts/differential/fw-p1.txt [28], [89], [93]; fw-p4.txt [18] to
+// [23]), which is what lets OpenSC bind PKCS#15 on a factory-new device.
+var emptyStatic = map[uint16]bool{0x2F01: true, 0x5031: true, 0x5032: true, 0x5033: true}
+
 // file returns a file's content and whether it exists. EF.DIR and
-// EF.TokenInfo are built on each read (the firmware's function files); key
-// files exist while their key does, and never show their content.
+// EF.TokenInfo are built on each read (the firmware's function files); the
+// empty static EFs always exist; key files exist while their key does,
+// except the device key's CC00, a static entry that exists even before
+// INITIALIZE creates the key, and they never show their content.
 func (d *Device) file(fid uint16) ([]byte, bool) {
 	switch fid {
 	case fidDir:
@@ -212,10 +234,13 @@ func (d *Device) file(fid uint16) ([]byte, bool) {
 	case fidTokenInfo:
 		return efTokenInfo, true
 	}
+	if emptyStatic[fid] {
+		return nil, true
+	}
 	if byte(fid>>8) == prefixKey {
 		k, ok := d.st.Keys[byte(fid)]
 		if !ok {
-			return nil, false
+			return nil, fid == fidDevKey
 		}
 		return make([]byte, k.storedSize()), true
 	}
@@ -223,9 +248,15 @@ func (d *Device) file(fid uint16) ([]byte, bool) {
 	return b, ok
 }
 
-// cmdChallenge implements GET CHALLENGE (84): Ne random bytes, 1 to 256.
+// maxChallenge is the most GET CHALLENGE hands out: Ne 0400 answers 1,024
+// random bytes, Ne 0000 (65,536) answers 6700
+// (transcripts/differential/fw-p1.txt [48], [49]).
+const maxChallenge = 1024
+
+// cmdChallenge implements GET CHALLENGE (84, pico-hsm cmd_challenge.c): Ne
+// random bytes, 1 to maxChallenge, else 6700.
 func (d *Device) cmdChallenge(c apdu.Command) ([]byte, uint16) {
-	if c.Ne == 0 || c.Ne > 256 {
+	if c.Ne == 0 || c.Ne > maxChallenge {
 		return nil, apdu.SWWrongLength
 	}
 	b, err := randomBytes(d.rand, c.Ne)
@@ -235,12 +266,18 @@ func (d *Device) cmdChallenge(c apdu.Command) ([]byte, uint16) {
 	return b, apdu.SWOK
 }
 
-// cmdReadBinary implements READ BINARY (pico-hsm cmd_read_binary.c). The
-// odd form B1 names the file in P1-P2 (0000: the current EF) and the offset
-// in tag 54; B0 reads the current EF at offset P1-P2. The answer is the
-// whole rest of the file from the offset, which the APDU layer cuts to Ne
-// with 61xx. Key files (CCxx) are never readable (6982); an offset past the
-// end answers 6282 (6B00 for the built-on-read files).
+// cmdReadBinary implements READ BINARY (pico-hsm cmd_read_binary.c at
+// 08e7d74a). The odd form B1 names the file in P1-P2 (0000: the current
+// EF) and the offset in tag 54; B0 reads the current EF at offset P1-P2.
+// The file is looked up first (6A82), then tag 54 must open the data
+// (6A80). The firmware reads the tag from its data pointer whatever Lc
+// says, so a B1 without data reads the previous APDU's (see receive). The
+// answer is the whole rest of the file from the offset, which the APDU
+// layer cuts to Ne with 61xx. Key files (CCxx) are never readable (6982);
+// an offset past the end answers 6282 (6B00 for the built-on-read files).
+// Right after SELECT of the application the current EF is the application
+// itself, which has no data: B0 and B1 0000 answer 9000 and nothing
+// (transcripts/differential/fw-p1.txt [31], [36]).
 func (d *Device) cmdReadBinary(c apdu.Command) ([]byte, uint16) {
 	var fid uint16
 	if c.INS == 0xB1 {
@@ -251,10 +288,13 @@ func (d *Device) cmdReadBinary(c apdu.Command) ([]byte, uint16) {
 	} else if c.P1&0x80 != 0 {
 		return nil, apdu.SWFileNotFound
 	}
-	if fid == 0 {
-		if !d.sess.HasCur {
-			return nil, apdu.SWFileNotFound
+	if fid == 0 && !d.sess.HasCur {
+		if c.INS == 0xB1 && d.dataView(c, 1)[0] != 0x54 {
+			return nil, apdu.SWWrongData
 		}
+		return nil, apdu.SWOK
+	}
+	if fid == 0 {
 		fid = d.sess.CurFID
 	}
 	body, ok := d.file(fid)
@@ -263,10 +303,11 @@ func (d *Device) cmdReadBinary(c apdu.Command) ([]byte, uint16) {
 	}
 	off := int(c.P1&0x7F)<<8 | int(c.P2)
 	if c.INS == 0xB1 {
-		if len(c.Data) < 2 || c.Data[0] != 0x54 || int(c.Data[1]) > len(c.Data)-2 {
-			return nil, apdu.SWWrongLength
+		v := d.dataView(c, 2)
+		if v[0] != 0x54 {
+			return nil, apdu.SWWrongData
 		}
-		off = offsetValue(c.Data[2 : 2+int(c.Data[1])])
+		off = offsetValue(d.dataView(c, 2+int(v[1]))[2 : 2+int(v[1])])
 	}
 	if byte(fid>>8) == prefixKey {
 		return nil, apdu.SWSecurityStatus

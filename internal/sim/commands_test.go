@@ -870,9 +870,17 @@ func TestReadBinary(t *testing.T) {
 			{"built file", enc(0x00, 0xB1, 0x2F, 0x00, hx("54 08 80 00 00 00 00 00 00 00"), 256), apdu.SWWrongP1P2Plain, nil},
 			{"4 bytes", enc(0x00, 0xB1, 0xCF, 0x01, hx("54 04 00 00 00 04"), 256), apdu.SWOK, []byte("456789")},
 		}},
-		{"without tag 54 answers 6700", setup, []call{
-			{"tag 53", enc(0x00, 0xB1, 0x2F, 0x00, hx("53 02 00 00"), 256), apdu.SWWrongLength, nil},
-			{"no data", enc(0x00, 0xB1, 0x2F, 0x00, nil, 256), apdu.SWWrongLength, nil},
+		// cmd_read_binary.c (08e7d74a): "if (apdu.data[0] != 0x54)
+		// return SW_WRONG_DATA()", read from the data pointer whatever Lc
+		// says: without data it is the previous APDU's.
+		{"without tag 54 answers 6A80", setup, []call{
+			{"tag 53", enc(0x00, 0xB1, 0x2F, 0x00, hx("53 02 00 00"), 256), apdu.SWWrongData, nil},
+			{"no data, the previous data has tag 53", enc(0x00, 0xB1, 0x2F, 0x00, nil, 256), apdu.SWWrongData, nil},
+		}},
+		// Recorded (transcripts/differential/fw-p1.txt [34], [35]).
+		{"B1 without data reads the offset the previous APDU left", setup, []call{
+			{"Lc 0004, no Le", hx("00 B1 2F 03 00 00 04 54 02 00 10"), apdu.SWBytesRemaining | 0x1C, none()},
+			{"no data, extended Le", hx("00 B1 2F 03 00 00 00"), apdu.SWOK, tokenInfo[0x10:]},
 		}},
 		// FIRMWARE-DEVIATION: cmd_read_binary.c looks the file up (6A82)
 		// before it checks for tag 54 (6700) (core.md 8.1).
@@ -1151,13 +1159,17 @@ func TestMiscellaneous(t *testing.T) {
 		}},
 		{"GET CHALLENGE limits", init1, []call{
 			{"Le=0000 extended", enc(0x00, 0x84, 0x00, 0x00, nil, 65536), apdu.SWWrongLength, nil},
-			{"Le=257 extended", enc(0x00, 0x84, 0x00, 0x00, nil, 257), apdu.SWWrongLength, nil},
+			// Recorded: Ne 0400 answers 1,024 bytes, Ne 0000 (65,536)
+			// 6700 (transcripts/differential/fw-p1.txt [48], [49]). Where
+			// between them the limit lies is not recorded; the simulator
+			// draws it at 1,024.
+			{"Le=1025 extended", enc(0x00, 0x84, 0x00, 0x00, nil, 1025), apdu.SWWrongLength, nil},
 		}},
 	})
 
 	t.Run("GET CHALLENGE answers Ne random bytes", func(t *testing.T) {
 		d := initialized(t, 3)
-		for _, ne := range []int{1, 8, 32, 255, 256} {
+		for _, ne := range []int{1, 8, 32, 255, 256, 257, 1024} {
 			a := d.ok("GET CHALLENGE", enc(0x00, 0x84, 0x00, 0x00, nil, ne))
 			b := d.ok("GET CHALLENGE", enc(0x00, 0x84, 0x00, 0x00, nil, ne))
 			if len(a) != ne || len(b) != ne {

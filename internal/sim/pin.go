@@ -105,7 +105,15 @@ func (d *Device) checkPIN(pin []byte, so bool) uint16 {
 
 // cmdChangePIN implements CHANGE REFERENCE DATA (00 24 00 P2) with the old
 // and the new value concatenated. The split follows the stored PIN's length
-// (the SO-PIN is always 8 bytes).
+// (the SO-PIN is always 8 bytes); the data must be longer than the old PIN
+// and the new one at most 16 bytes (6700), checked first
+// (cmd_change_pin.c).
+//
+// Without a stored PIN (a device never initialized, or one initialized
+// without this PIN) the firmware's PIN file holds zeros, a PIN of length
+// 0: no data or more than 16 bytes answer 6700, and anything else hangs
+// the firmware (hazard.go). Unless FirmwareHangs is set, the simulator
+// answers that 6A88, as VERIFY answers on such a device.
 func (d *Device) cmdChangePIN(c apdu.Command) uint16 {
 	if c.P1 != 0 || (c.P2 != 0x81 && c.P2 != 0x88) {
 		return apdu.SWWrongP1P2Plain
@@ -115,11 +123,11 @@ func (d *Device) cmdChangePIN(c apdu.Command) uint16 {
 	if so {
 		old = d.st.SOPIN
 	}
-	if !d.st.Initialized || len(old) == 0 {
-		return apdu.SWReferenceNotFound
-	}
 	if len(c.Data) <= len(old) || len(c.Data)-len(old) > 16 {
 		return apdu.SWWrongLength
+	}
+	if !d.st.Initialized || len(old) == 0 {
+		return apdu.SWReferenceNotFound
 	}
 	if s := d.checkPIN(c.Data[:len(old)], so); s != apdu.SWOK {
 		return s

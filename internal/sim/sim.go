@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	_ "embed"
+	"errors"
 	"io"
 	"time"
 
@@ -70,6 +71,18 @@ type Device struct {
 	// tests): a non-nil answer or error is returned instead of processing.
 	// Inject sets it from a Fault plan.
 	Fault func(cmd []byte) ([]byte, error)
+	// FirmwareHangs makes the device hang where the firmware does
+	// (hazard.go): the APDU gets no answer, Transmit returns ErrHung, and
+	// so does every later APDU until PowerCycle. Off, the simulator
+	// answers those APDUs with a status word instead.
+	FirmwareHangs bool
+	hung          bool
+	// rx is the receive buffer and rxData the offset the firmware's data
+	// pointer was last set to (see receive). Like the rest of the
+	// firmware's RAM that no recording shows surviving a card session,
+	// they are not saved.
+	rx     []byte
+	rxData int
 }
 
 // Open opens (or creates, as a factory-new device) the simulated device whose
@@ -141,6 +154,7 @@ func (d *Device) Reset()    {}
 // (../shared/pico-hsm/VECTORS.txt section 7, device E).
 func (d *Device) PowerCycle() error {
 	d.st.RAM = ram{}
+	d.hung, d.rx, d.rxData = false, nil, 0
 	return d.save(false)
 }
 
@@ -167,6 +181,9 @@ func (d *Device) save(sync bool) error {
 // error is reserved for the simulator's own failures (its state file) and
 // for injected faults (Inject); every protocol error is a status word.
 func (d *Device) Transmit(cmd []byte) ([]byte, error) {
+	if d.hung {
+		return nil, ErrHung
+	}
 	if d.Fault != nil {
 		if r, err := d.Fault(cmd); r != nil || err != nil {
 			return r, err
@@ -178,6 +195,10 @@ func (d *Device) Transmit(cmd []byte) ([]byte, error) {
 // execute is Transmit without the fault hook: the firmware processes the
 // command and the state is saved.
 func (d *Device) execute(cmd []byte) ([]byte, error) {
+	if d.FirmwareHangs && d.hangs(cmd) {
+		d.hung = true
+		return nil, ErrHung
+	}
 	out := d.process(cmd)
 	dirty := d.flashDirty
 	d.flashDirty = false
@@ -191,8 +212,8 @@ func (d *Device) execute(cmd []byte) ([]byte, error) {
 // apdu_next): parse, serve GET RESPONSE, collect chained data, dispatch,
 // and cut the answer to Ne.
 func (d *Device) process(raw []byte) []byte {
-	c, err := parseCommand(raw)
-	if err != nil {
+	c, ok := d.receive(raw)
+	if !ok {
 		return sw(apdu.SWWrongLength)
 	}
 	// GET RESPONSE hands out what an earlier answer could not fit into its
@@ -226,22 +247,126 @@ func (d *Device) process(raw []byte) []byte {
 		// Secure messaging without an SM session (sc_hsm.c sm_unwrap).
 		status = apdu.SWDataInvalid
 	default:
-		data, status = d.dispatch(c)
+		data, status = d.dispatch(&c)
 	}
 	return d.respond(data, status, c.Ne)
 }
 
-// parseCommand decodes an APDU as pico-keys-sdk apdu_process does: a bare
-// 4-byte header expects 256 bytes (case 1 is treated as Ne=256), and data
-// without Le expects none. Malformed lengths are refused here rather than
-// read past, as the firmware would.
-func parseCommand(raw []byte) (apdu.Command, error) {
-	c, _, err := apdu.ParseCommand(raw)
-	if err != nil {
-		return c, err
+// receive copies an APDU into the receive buffer and decodes it as
+// pico-keys-sdk apdu.c apdu_process does, which is lenient in ways the
+// recordings show (transcripts/differential/fw-p1.txt [34] to [63]):
+//
+//   - 4 bytes: no data, Ne 256. 5 bytes: no data, Ne from the fifth byte
+//     (00 is 256). 7 bytes with a zero fifth byte: no data, an extended
+//     Ne (0000 is 65536).
+//   - A zero fifth byte and 8 or more bytes: an extended Lc; the extended
+//     Le counts only if the length is exactly Lc+9, otherwise Ne is 0.
+//     Otherwise the fifth byte is Lc, and the last byte is Le only if the
+//     length is exactly Lc+6, otherwise Ne is 0.
+//   - Lc is never checked against the bytes received: the data runs on
+//     into what the buffer still holds from earlier APDUs. A 3-byte APDU
+//     takes its P2 and Lc from there too.
+//   - Only the forms that carry Lc set the data pointer; the others keep
+//     the previous one, so a handler that reads data it was not sent reads
+//     the earlier APDU's (fw-p1 [34]-[35]: READ BINARY with Lc 0004 and no
+//     Le answers 61 1C; the next READ BINARY, without data, finds the same
+//     offset tag there and answers the 28 bytes).
+//
+// Fewer than 3 bytes are refused (6700); the firmware hangs on a 1-byte
+// APDU (see FirmwareHangs).
+func (d *Device) receive(raw []byte) (apdu.Command, bool) {
+	if len(raw) < 3 {
+		return apdu.Command{}, false
 	}
-	if len(raw) == 4 {
+	if len(d.rx) < len(raw) {
+		d.rx = append(d.rx, make([]byte, len(raw)-len(d.rx))...)
+	}
+	copy(d.rx, raw)
+	if d.rxData == 0 {
+		d.rxData = 5
+	}
+	c, off, nc := sdkParse(d.rx, len(raw))
+	if off != 0 {
+		d.rxData = off
+	}
+	c.Data = make([]byte, nc)
+	if d.rxData < len(d.rx) {
+		copy(c.Data, d.rx[d.rxData:])
+	}
+	return c, true
+}
+
+// dataView is the command data as a handler that reads past Lc sees it:
+// the data, then what the receive buffer holds after it, then zeros, at
+// least n bytes in all (see receive).
+func (d *Device) dataView(c apdu.Command, n int) []byte {
+	v := c.Data
+	if len(v) >= n {
+		return v
+	}
+	v = bytes.Clone(v)
+	if at := d.rxData + len(c.Data); at < len(d.rx) {
+		v = append(v, d.rx[at:]...)
+	}
+	if len(v) < n {
+		v = append(v, make([]byte, n-len(v))...)
+	}
+	return v
+}
+
+// sdkParse decodes the header, Ne and Lc of the APDU in the first size
+// bytes of buf as apdu_process does (see receive). off is where the data
+// starts for the forms that carry Lc, and 0 for the others. Bytes past
+// the end of buf read as zeros.
+func sdkParse(buf []byte, size int) (c apdu.Command, off, nc int) {
+	at := func(i int) byte {
+		if i < len(buf) {
+			return buf[i]
+		}
+		return 0
+	}
+	c = apdu.Command{CLA: at(0), INS: at(1), P1: at(2), P2: at(3)}
+	switch {
+	case size == 4:
 		c.Ne = 256
+	case size == 5:
+		if c.Ne = int(at(4)); c.Ne == 0 {
+			c.Ne = 256
+		}
+	case at(4) == 0 && size >= 7:
+		if size == 7 {
+			if c.Ne = int(at(5))<<8 | int(at(6)); c.Ne == 0 {
+				c.Ne = 65536
+			}
+			break
+		}
+		nc, off = int(at(5))<<8|int(at(6)), 7
+		if nc+9 == size {
+			if c.Ne = int(at(size-2))<<8 | int(at(size-1)); c.Ne == 0 {
+				c.Ne = 65536
+			}
+		}
+	default:
+		nc, off = int(at(4)), 5
+		if nc+6 == size {
+			if c.Ne = int(at(size - 1)); c.Ne == 0 {
+				c.Ne = 256
+			}
+		}
+	}
+	return c, off, nc
+}
+
+// parseCommand is sdkParse on an APDU alone, without the receive buffer:
+// the header and Ne are the firmware's, the data is what raw holds of it.
+// It fails for fewer than 3 bytes, which the simulator refuses.
+func parseCommand(raw []byte) (apdu.Command, error) {
+	if len(raw) < 3 {
+		return apdu.Command{}, errors.New("APDU shorter than 3 bytes")
+	}
+	c, off, nc := sdkParse(raw, len(raw))
+	if nc > 0 && off < len(raw) {
+		c.Data = bytes.Clone(raw[off:min(len(raw), off+nc)])
 	}
 	return c, nil
 }
