@@ -24,9 +24,13 @@ type initFlags struct {
 	noRRC, transportPIN    bool
 	keyDomains             int
 	yes, lastTry           bool
+	// legacy is set for sc-hsm-tool's --initialize, which prints nothing
+	// on success and never asks (sc-hsm-tool.c initialize).
+	legacy bool
 }
 
 func (f *initFlags) register(cmd *cobra.Command, legacy bool) {
+	f.legacy = legacy
 	fl := cmd.Flags()
 	if !legacy {
 		fl.StringVar(&f.soPIN, "so-pin", "", "SO-PIN, 16 hexadecimal digits (or env:VAR, file:PATH, -)")
@@ -55,7 +59,11 @@ func newInitializeCmd(g *globals) *cobra.Command {
 
 On a device that was initialized before, the current SO-PIN is verified first
 (the Pico HSM itself does not check it), and on a terminal you are shown how
-many keys will be destroyed and asked to confirm; --yes skips the question.`,
+many keys will be destroyed and asked to confirm; --yes skips the question.
+
+Without --dkek-shares the device gets no DKEK, and its keys can never be backed
+up: on a terminal you are asked to confirm that (--yes skips the question), a
+script gets a warning.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runInitialize(g, f, f.soPIN, f.pin) },
 	}
@@ -114,6 +122,11 @@ func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
+	if p.DKEKShares < 0 && !f.legacy {
+		if err := g.confirmNoDKEK(f.yes); err != nil {
+			return err
+		}
+	}
 	conn, err := g.open()
 	if err != nil {
 		return err
@@ -137,5 +150,53 @@ func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
 	if res.WasInitialized {
 		g.note("device re-initialized; %d key(s) destroyed", res.KeysDestroyed)
 	}
+	if !f.legacy {
+		fmt.Fprintln(g.stdout, initialized(&p))
+	}
 	return nil
+}
+
+// noDKEK says what a device initialized without DKEK shares cannot do.
+const noDKEK = "the device gets no DKEK, so its keys can never be backed up (wrap-key, backup) and a DKEK can be added only by re-initializing, which destroys them"
+
+// confirmNoDKEK asks, on a terminal and without --yes, before a device is
+// initialized without a DKEK; otherwise it warns on stderr, so that a
+// script is never blocked.
+func (g *globals) confirmNoDKEK(yes bool) error {
+	var t secret.Terminal
+	if !yes {
+		t, _ = g.secrets().TTY()
+	}
+	if t == nil {
+		g.note("WARNING: without --dkek-shares %s; give --dkek-shares N for N custodians' shares, or --dkek-shares 0 for a random DKEK that never leaves the device", noDKEK)
+		return nil
+	}
+	defer t.Close()
+	fmt.Fprintf(t, "Without --dkek-shares %s.\nGive --dkek-shares N for N custodians' shares, or --dkek-shares 0 for a random DKEK.\nType 'yes' to initialize without a DKEK: ", noDKEK)
+	ans, err := t.ReadLine()
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(ans) != "yes" {
+		return ceremony.ErrAborted
+	}
+	return nil
+}
+
+// initialized is the line initialize prints on success.
+func initialized(p *hsm.InitParams) string {
+	var dkek string
+	switch {
+	case p.DKEKShares < 0:
+		dkek = "no DKEK (keys can never be backed up)"
+	case p.DKEKShares == 0:
+		dkek = "a random DKEK made by the device (no shares to import)"
+	default:
+		dkek = fmt.Sprintf("DKEK shares %d (import them with import-dkek-share)", p.DKEKShares)
+	}
+	s := fmt.Sprintf("Device initialized: user PIN retry counter %d, %s", p.Retries, dkek)
+	if p.Options&hsm.OptTransportPIN != 0 {
+		s += "; the user PIN is a transport PIN: change it before first use"
+	}
+	return s
 }
