@@ -559,8 +559,14 @@ func TestResetRetryCounter(t *testing.T) {
 			{"P2=88", enc(0x00, 0x2C, 0x00, 0x88, cat(soPIN, newPIN), 0), apdu.SWReferenceNotFound, nil},
 			{"P2=82", enc(0x00, 0x2C, 0x00, 0x82, cat(soPIN, newPIN), 0), apdu.SWReferenceNotFound, nil},
 		}},
-		{"factory device answers 6A88", factory, []call{
-			{"P1=00", resetRetry(0x00, cat(soPIN, newPIN)), apdu.SWReferenceNotFound, nil},
+		// Recorded (transcripts/differential/fw-p1.txt, "risky: 002C…"):
+		// the option is checked first, and a factory device has none.
+		{"factory device answers 6986", factory, []call{
+			{"P1=00", resetRetry(0x00, cat(soPIN, newPIN)), apdu.SWCommandNotAllowed, nil},
+			{"P1=00 no data", []byte{0x00, 0x2C, 0x00, 0x81}, apdu.SWCommandNotAllowed, nil},
+			{"P1=01", resetRetry(0x01, soPIN), apdu.SWCommandNotAllowed, nil},
+			{"P1=03", []byte{0x00, 0x2C, 0x03, 0x81}, apdu.SWCommandNotAllowed, nil},
+			{"P2=88 first", []byte{0x00, 0x2C, 0x00, 0x88}, apdu.SWReferenceNotFound, nil},
 		}},
 	})
 }

@@ -54,7 +54,6 @@ var pendingDiff = map[string]func(c []byte) bool{
 	"4 CV request curve coefficient b": func(c []byte) bool {
 		return c[1] == 0x46 || c[1] == 0xB1 && c[2] == 0xCE || c[1] == 0xA4 && bytes.Contains(c, []byte{0x02, 0xCE})
 	},
-	"5 status words": func(c []byte) bool { return c[1] == 0x2C || c[1] == 0x52 && c[2] == 0x01 },
 }
 
 func replayDifferential(t *testing.T, ex []transcript.Exchange) (pending map[string]int) {

@@ -354,3 +354,56 @@ func TestBlobKCVMatchesRecording(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyDomainSetup covers MANAGE DKEK P1=01, 03 and 04 (cmd_key_domain.c),
+// as recorded in ../shared/pico-hsm/transcripts/60-key-domains-setup.txt
+// [3]-[14] and transcripts/differential/fw-p3.txt [40].
+func TestKeyDomainSetup(t *testing.T) {
+	t.Parallel()
+	zero := make([]byte, 8)
+	domains4 := func(t *testing.T) *dev {
+		d := factory(t)
+		d.ok("INITIALIZE", initialize(cat(initData(1), t1(0x97, []byte{4}))))
+		return d // still in INITIALIZE's PIN session
+	}
+	create := func(dom, n byte) []byte { return enc(0x80, 0x52, 0x01, dom, []byte{n}, 256) }
+	runScenarios(t, []scenario{
+		{"create, as recorded", domains4, []call{
+			{"[3] status of domain 0", dkekStatus(), apdu.SWReferenceNotFound, nil},
+			{"[6] status past the domains", enc(0x80, 0x52, 0x00, 0x04, nil, 256), apdu.SWWrongP1P2, nil},
+			{"[7] create domain 2", create(2, 1), apdu.SWOK, cat([]byte{1, 1}, zero)},
+			{"[8] wrong PIN ends the session", verifyPIN([]byte("000000")), apdu.SWVerifyFailed | 2, nil},
+			{"[9] create without a session", create(0, 1), apdu.SWConditionsNotSatisfied, nil},
+			{"[10] VERIFY", verifyPIN(userPIN), apdu.SWOK, nil},
+			{"[11] create domain 0", create(0, 1), apdu.SWOK, cat([]byte{1, 1}, zero)},
+			{"[12] create domain 1", create(1, 2), apdu.SWOK, cat([]byte{2, 2}, zero)},
+			{"[13] again", create(1, 2), apdu.SWWrongP1P2, nil},
+			{"[14] two data bytes", enc(0x80, 0x52, 0x01, 0x03, []byte{1, 1}, 256), apdu.SWWrongLength, nil},
+			{"import into domain 0", importShare(share1), apdu.SWOK, cat([]byte{1, 0}, kcvOf(share1))},
+		}},
+		{"P1=01 without data answers 6700 (fw-p3 [40])", func(t *testing.T) *dev { return loggedIn(t, 3) }, []call{
+			{"80 52 01 00 00", hx("80 52 01 00 00"), apdu.SWWrongLength, nil},
+		}},
+		{"P1=04 forgets the shares, P1=03 deletes the domain", domains4, []call{
+			{"create domain 0", create(0, 2), apdu.SWOK, nil},
+			// A partial DKEK's check value is that of the accumulator
+			// decrypted as if it were committed (60-key-domains-setup [16]).
+			{"share 1", importShare(share1), apdu.SWOK, nil},
+			{"forget", enc(0x80, 0x52, 0x04, 0x00, nil, 256), apdu.SWOK, cat([]byte{2, 2}, zero)},
+			{"share 2", importShare(share2), apdu.SWOK, nil},
+			{"share 3", importShare(share3), apdu.SWOK, cat([]byte{2, 0}, kcvOf(xorAll(share2, share3)))},
+			{"delete", enc(0x80, 0x52, 0x03, 0x00, nil, 256), apdu.SWReferenceNotFound, nil},
+			{"status", dkekStatus(), apdu.SWReferenceNotFound, nil},
+			{"delete again", enc(0x80, 0x52, 0x03, 0x00, nil, 256), apdu.SWWrongP1P2, nil},
+		}},
+		{"P1=03 refuses a domain with files in it", domains4, []call{
+			{"create domain 0", create(0, 1), apdu.SWOK, nil},
+			{"a file", updateBin(0xCF01, 0, []byte{1}), apdu.SWOK, nil},
+			{"delete", enc(0x80, 0x52, 0x03, 0x00, nil, 256), apdu.SWFileExists, nil},
+		}},
+		{"P1=02 without a device-signed certificate", domains4, []call{
+			{"no tag 54", enc(0x80, 0x52, 0x02, 0x01, []byte{0x7F, 0x21, 0x00}, 256), apdu.SWWrongData, nil},
+			{"tag 54", enc(0x80, 0x52, 0x02, 0x01, []byte{0x54, 0x01, 0x00}, 256), apdu.SWConditionsNotSatisfied, nil},
+		}},
+	})
+}

@@ -146,19 +146,24 @@ func (d *Device) cmdChangePIN(c apdu.Command) uint16 {
 }
 
 // cmdResetRetry implements RESET RETRY COUNTER (00 2C P1 81, pico-hsm
-// cmd_reset_retry.c). It needs the option "user PIN reset with SO-PIN"
-// (6986 otherwise). P1=00: SO-PIN then a new user PIN; P1=01: SO-PIN only,
-// unblock (needs option 0020); P1=02: new PIN in an SO session; P1=03:
-// unblock in an SO session (needs option 0020).
+// cmd_reset_retry.c). Another P2 answers 6A88. It needs the option "user
+// PIN reset with SO-PIN" (6986 otherwise), which is checked before
+// anything else: the SO-PIN file exists with zeros from the first start,
+// so a device never initialized answers 6986 to every P1
+// (transcripts/differential/fw-p1.txt, the "risky: 002C…" steps). P1=00:
+// SO-PIN then a new user PIN; P1=01: SO-PIN only, unblock (needs option
+// 0020); P1=02: new PIN in an SO session; P1=03: unblock in an SO session
+// (needs option 0020). An SO-PIN never set (the option given without tag
+// 82) answers 6A88.
 func (d *Device) cmdResetRetry(c apdu.Command) uint16 {
 	if c.P2 != 0x81 {
 		return apdu.SWReferenceNotFound
 	}
-	if !d.st.Initialized || len(d.st.SOPIN) == 0 {
-		return apdu.SWReferenceNotFound
-	}
 	if d.st.Options&optResetRetryCounter == 0 {
 		return apdu.SWCommandNotAllowed
+	}
+	if !d.st.Initialized || len(d.st.SOPIN) == 0 {
+		return apdu.SWReferenceNotFound
 	}
 	var newPIN []byte
 	switch c.P1 {
