@@ -290,7 +290,10 @@ func (d *Device) cvRequest(k *key, car, chr []byte) ([]byte, error) {
 
 // cvPublicKey is the 7F49 public key of a CV request: RSA { 06 OID, 81 N,
 // 82 E }; EC { 06 OID, 81 P, 82 A, 83 B, 84 G, 85 order, 86 Q, 87 cofactor }
-// with field elements at full length, and A as one zero byte when it is 0.
+// with P, A and the order at full length, A as one zero byte when it is 0,
+// and B at its minimal length: 65 bytes for secp521r1, whose b starts with
+// a zero byte, and the single byte 07 for secp256k1
+// (transcripts/differential/fw-p3.txt [295], [456]).
 func cvPublicKey(k *key) ([]byte, error) {
 	switch k.Kind {
 	case "rsa":
@@ -311,7 +314,7 @@ func cvPublicKey(k *key) ([]byte, error) {
 		b := tlvb(0x06, wrap.OIDEC)
 		b = append(b, tlvb(0x81, c.P.FillBytes(make([]byte, n)))...)
 		b = append(b, tlvb(0x82, a)...)
-		b = append(b, tlvb(0x83, c.B.FillBytes(make([]byte, n)))...)
+		b = append(b, tlvb(0x83, c.B.Bytes())...)
 		b = append(b, tlvb(0x84, c.Marshal(c.Gx, c.Gy))...)
 		b = append(b, tlvb(0x85, c.N.FillBytes(make([]byte, c.ScalarLen())))...)
 		b = append(b, tlvb(0x86, k.Pub)...)
