@@ -720,12 +720,14 @@ key's state is reported).`,
 				o.OnPlan = func(plan []backup.KeyResult) { printRestorePlan(g.stdout, plan) }
 			}
 			results, err := backup.RestoreAll(conn, o)
-			if results != nil {
-				if asJSON {
-					writeJSON(g, results)
-				} else {
-					printRestore(g.stdout, results)
-				}
+			var dup *keystore.DuplicateError
+			refused := errors.Is(err, backup.ErrOtherKeys) || errors.As(err, &dup)
+			switch {
+			case results == nil:
+			case asJSON:
+				writeJSON(g, results)
+			case !refused: // a refused plan was printed, and nothing happened
+				printRestore(g.stdout, results)
 			}
 			if errors.Is(err, backup.ErrPartial) {
 				return &exitError{code: exitPartial, err: err}
