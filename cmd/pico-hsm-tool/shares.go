@@ -19,9 +19,7 @@ import (
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ceremony"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/custodian"
-	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/dkekshare"
-	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/shamir"
 )
@@ -452,29 +450,11 @@ func noPasswordTerminal() error {
 	return err
 }
 
-// decryptShares reads the share files, finds their passwords, calls
-// ready (the device checks, when there is a device), and only then
-// decrypts each file, in order, and checks that the shares make a DKEK
-// nobody knows alone (ceremony.CheckShares). The caller wipes the shares,
-// also after an error.
-func (g *globals) decryptShares(paths []string, f *importFlags, ready func() error, deciphering bool) ([][]byte, error) {
-	if len(f.passwords) > len(paths) {
-		return nil, tooManyPasswords(len(f.passwords), len(paths))
-	}
-	files, err := ceremony.ReadShareFiles(paths)
-	if err != nil {
-		return nil, err
-	}
-	pws, err := g.sharePasswords(paths, f)
-	if err != nil {
-		return nil, err
-	}
-	defer wipePasswords(pws)
-	if ready != nil {
-		if err := ready(); err != nil {
-			return nil, err
-		}
-	}
+// decryptShares decrypts share files read by ceremony.ReadShareFiles,
+// with the passwords sharePasswords found, in order, and checks that the
+// shares make a DKEK nobody knows alone (ceremony.CheckShares). The
+// caller wipes the shares, also after an error.
+func (g *globals) decryptShares(paths []string, files [][]byte, pws []sharePassword, deciphering bool) ([][]byte, error) {
 	shares := make([][]byte, 0, len(paths))
 	for i, p := range paths {
 		pw, err := pws[i].get()
@@ -601,37 +581,39 @@ DKEK is committed, and its real key check value shown, before this exits.`,
 }
 
 func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) error {
+	// Everything is checked before the first key derivation, cheapest
+	// first: the files, the PIN, every password a script gives (and a
+	// terminal for the others), then the device.
 	if len(f.passwords) > len(paths) {
 		return tooManyPasswords(len(f.passwords), len(paths))
+	}
+	files, err := ceremony.ReadShareFiles(paths)
+	if err != nil {
+		return err
 	}
 	src := g.secrets()
 	var pin []byte
 	if pinGiven {
-		var err error
 		if pin, err = g.userPIN(f.pin); err != nil {
 			return err
 		}
 		defer secret.Wipe(pin)
 	}
-	// The device is checked after the files and their passwords, before
-	// the first key derivation: a device that cannot take the shares
-	// costs nobody a password or a wait.
-	var conn *device.Conn
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	var checked hsm.DKEKStatus
-	ready := func() error {
-		var err error
-		if conn, err = g.open(); err != nil {
-			return err
-		}
-		checked, err = ceremony.CheckImport(conn, len(paths))
+	pws, err := g.sharePasswords(paths, f)
+	if err != nil {
 		return err
 	}
-	shares, err := g.decryptShares(paths, f, ready, true)
+	defer wipePasswords(pws)
+	conn, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	checked, err := ceremony.CheckImport(conn, len(paths))
+	if err != nil {
+		return err
+	}
+	shares, err := g.decryptShares(paths, files, pws, true)
 	defer func() {
 		for _, s := range shares {
 			secret.Wipe(s)
@@ -761,9 +743,22 @@ these shares when the two agree.`,
 }
 
 // decryptAll decrypts share files with passwords or password shares, as
-// import-dkek-share takes them, without a device.
+// import-dkek-share takes them, without a device. The caller wipes the
+// shares, also after an error.
 func (g *globals) decryptAll(paths []string, f *importFlags) ([][]byte, error) {
-	return g.decryptShares(paths, f, nil, false)
+	if len(f.passwords) > len(paths) {
+		return nil, tooManyPasswords(len(f.passwords), len(paths))
+	}
+	files, err := ceremony.ReadShareFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	pws, err := g.sharePasswords(paths, f)
+	if err != nil {
+		return nil, err
+	}
+	defer wipePasswords(pws)
+	return g.decryptShares(paths, files, pws, false)
 }
 
 func newReshareCmd(g *globals) *cobra.Command {
