@@ -241,3 +241,30 @@ func TestImportSharesTwiceAcrossRuns(t *testing.T) {
 		})
 	}
 }
+
+// Why a share imported twice cannot be caught before the DKEK is complete:
+// after a verified PIN the device answers, for an incomplete DKEK, the
+// check value of the plain XOR accumulator decrypted under its master key
+// (pico-hsm kek.c dkek_kcv through load_dkek), which is no share's own
+// check value; before the PIN, zeros.
+func TestPartialKCVIsNoShares(t *testing.T) {
+	c := openSim(t, filepath.Join(t.TempDir(), "dev.json"))
+	Initialize(c, InitOptions{Params: params(3)})
+	if _, err := ImportShares(c, ImportOptions{Shares: sharesA[:1], PIN: pin, Out: &bytes.Buffer{}}); err != nil {
+		t.Fatal(err)
+	}
+	st := status(t, c)
+	if st.KCVKnown() {
+		t.Fatalf("KCV %s without a PIN session", st.KCVHex())
+	}
+	if err := c.Login(pin, false); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.DKEKStatus()
+	if err != nil || st.Outstanding != 2 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if !st.KCVKnown() || st.KCVHex() == ShareKCV(sharesA[0]) || st.KCVHex() == CombinedKCV(sharesA[:1]) {
+		t.Fatalf("partial KCV %s, share's own %s: the simulator no longer models kek.c dkek_kcv", st.KCVHex(), ShareKCV(sharesA[0]))
+	}
+}

@@ -79,7 +79,10 @@ var ErrNotCommitted = errors.New("the DKEK is complete but not committed")
 // check value : ...".
 //
 // Before anything is imported it checks that the device expects at least
-// as many shares as given, and verifies the PIN if one is given.
+// as many shares as given (or takes CheckImport's answer, o.Checked), and
+// verifies the PIN if one is given. Once the DKEK is complete and its real
+// check value known, it looks for a share imported twice across runs
+// (checkCommitted); when that cannot be checked, Warn says so.
 //
 // The Pico HSM keeps the combined DKEK unprotected after the last share
 // and stores it properly only at the next successful user-PIN VERIFY; if
