@@ -53,6 +53,8 @@ func (n *nofmFlags) sharesGiven() bool {
 	return n.total > 0 || len(n.files) > 0 || len(n.shares) > 0
 }
 
+var errNoShareTerminal = errors.New("no terminal to show the password shares on: give --pwd-shares-out DIR (one file per custodian) or --pwd-shares-out - (standard output)")
+
 // checkSplit checks, before any custodian screen or key derivation, what
 // splitPassword needs: valid counts, and a terminal for the screens or a
 // --pwd-shares-out that is a writable directory without share files of
@@ -68,7 +70,7 @@ func (g *globals) checkSplit(n *nofmFlags, shareFile string) error {
 	case "":
 		t, err := g.secrets().TTY()
 		if err != nil {
-			return errors.New("no terminal to show the password shares on: give --pwd-shares-out DIR (one file per custodian) or --pwd-shares-out - (standard output)")
+			return errNoShareTerminal
 		}
 		t.Close()
 	case "-":
@@ -97,7 +99,8 @@ func (n *nofmFlags) sharePath(shareFile string, id int) string {
 // splitPassword makes a random n-of-m password and hands the shares to the
 // custodians: on the terminal, one screen each; without a terminal, to
 // --pwd-shares-out (a directory, one 0600 file per custodian, or - for
-// stdout). The caller has run checkSplit.
+// stdout). Its callers run checkSplit first, before anything slow; it
+// runs it again, as the files may have changed since.
 //
 // It returns the password and the files it wrote, which the caller removes
 // if the share file then cannot be written: they would protect nothing.
@@ -110,7 +113,7 @@ func (g *globals) splitPassword(n *nofmFlags, shareFile string) ([]byte, []strin
 	if n.out == "" {
 		t, err := g.secrets().TTY()
 		if err != nil {
-			return nil, nil, errors.New("no terminal to show the password shares on: give --pwd-shares-out DIR (one file per custodian) or --pwd-shares-out - (standard output)")
+			return nil, nil, errNoShareTerminal
 		}
 		tty = t
 		defer t.Close()
