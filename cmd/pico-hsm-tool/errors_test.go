@@ -112,7 +112,7 @@ var errorCmds = map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		ts.Check(err)
 		defer conn.Close()
 		for {
-			_, err := keystore.Generate(conn, keystore.GenSpec{Type: "aes", Bits: 128, Ref: -1, PIN: []byte(args[1])})
+			_, err := keystore.Generate(conn, keystore.GenSpec{Type: "aes", Bits: 128, Ref: -1, PIN: []byte(args[1]), AllowDuplicate: true})
 			if err != nil {
 				if strings.Contains(err.Error(), "no free key reference") {
 					return

@@ -63,7 +63,7 @@ var matrixOps = []matrixOp{
 		prepare: func(t *testing.T, fx *matrixFixture, work string) {
 			faultCopyFile(t, filepath.Join(fx.dir, "beta.bin"), filepath.Join(work, "beta.bin"))
 		},
-		args: []string{"unwrap-key", "beta.bin", "--pin", matrixPIN},
+		args: []string{"unwrap-key", "beta.bin", "--allow-duplicate", "--pin", matrixPIN},
 		allowed: func(fx *matrixFixture, st devState) bool {
 			return st.Keys[1] == "alpha" && st.Keys[2] == "beta" && len(st.Keys) <= 3 && (st.Keys[3] == "" || isKey(st.Keys[3], "beta"))
 		},
@@ -75,7 +75,7 @@ var matrixOps = []matrixOp{
 		prepare: func(t *testing.T, fx *matrixFixture, work string) {
 			faultCopyFile(t, filepath.Join(fx.dir, "beta.bin"), filepath.Join(work, "beta.bin"))
 		},
-		args: []string{"unwrap-key", "beta.bin", "--key-reference", "1", "--force", "--pin", matrixPIN},
+		args: []string{"unwrap-key", "beta.bin", "--key-reference", "1", "--force", "--allow-duplicate", "--pin", matrixPIN},
 		allowed: func(fx *matrixFixture, st devState) bool {
 			return st.Keys[2] == "beta" && len(st.Keys) == 2 && (st.Keys[1] == "alpha" || isKey(st.Keys[1], "beta"))
 		},
@@ -100,7 +100,7 @@ var matrixOps = []matrixOp{
 		prepare: func(t *testing.T, fx *matrixFixture, work string) {
 			faultCopyDir(t, filepath.Join(fx.dir, "bk"), filepath.Join(work, "bk"))
 		},
-		args: []string{"restore", "--from", "bk", "--force", "--pin", matrixPIN},
+		args: []string{"restore", "--from", "bk", "--force", "--key-reference", "1", "--pin", matrixPIN},
 		allowed: func(fx *matrixFixture, st devState) bool {
 			return len(st.Keys) <= 2 && (st.Keys[1] == "gamma" || isKey(st.Keys[1], "alpha")) && (st.Keys[2] == "" || isKey(st.Keys[2], "beta"))
 		},
@@ -128,7 +128,8 @@ func lit(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s
 // restoreClaims are what unwrap-key may say about reference ref, which
 // held the key old ("" for none) and is to hold the key new from file.
 func restoreClaims(file string, ref int, old, new string) []claim {
-	finish := regexp.QuoteMeta("finish with 'pico-hsm-tool unwrap-key " + file + " --key-reference " + itoa(ref) + " --force'")
+	// The command to finish carries --allow-duplicate when the run had it.
+	finish := regexp.QuoteMeta("finish with 'pico-hsm-tool unwrap-key "+file+" --key-reference "+itoa(ref)+" --force") + "( --allow-duplicate)?'"
 	either := "is either still free or holds the restored key"
 	done := "the key was restored at reference " + itoa(ref) + ","
 	if old != "" {
