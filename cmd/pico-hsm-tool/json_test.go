@@ -96,3 +96,79 @@ func TestStatusJSONSchema(t *testing.T) {
 	check("complete with PIN", runJSON(t, "-r", dev, "status", "--json", "--pin", "648219"), want{kcv: "string", verified: true})
 	check("legacy bare --json --pin", runJSON(t, "-r", dev, "--json", "--pin", "648219"), want{kcv: "string", verified: true})
 }
+
+// keysNamed collects, at any depth, the object keys of v named name.
+func keysNamed(v any, name string) int {
+	n := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if k == name {
+				n++
+			}
+			n += keysNamed(e, name)
+		}
+	case []any:
+		for _, e := range x {
+			n += keysNamed(e, name)
+		}
+	}
+	return n
+}
+
+// TestDeviceJSONNamesReader: every --json result of a command that opens
+// a device is an object that names the reader, and the DKEK check value
+// is "dkek_kcv" wherever it appears; unwrap and restore give bits or
+// curve as list-keys does.
+func TestDeviceJSONNamesReader(t *testing.T) {
+	defer dkekshare.SetIterationsForTesting(1000)()
+	dir := t.TempDir()
+	dev := "sim:" + filepath.Join(dir, "dev.json")
+	spare := "sim:" + filepath.Join(dir, "spare.json")
+	share := filepath.Join(dir, "s1.pbe")
+	mustRun(t, "create-dkek-share", share, "--password", "json-schema-Pw")
+	for _, d := range []string{dev, spare} {
+		mustRun(t, "-r", d, "initialize", "--so-pin", "3537363231383830", "--pin", "648219", "--dkek-shares", "1")
+		mustRun(t, "-r", d, "import-dkek-share", share, "--password", "json-schema-Pw", "--pin", "648219")
+	}
+	wrapped := filepath.Join(dir, "ec.bin")
+	bk := filepath.Join(dir, "bk")
+	steps := []struct {
+		name string
+		args []string
+		list string // the key a list is put under, "" for an object
+		want []string
+	}{
+		{"generate-key", []string{"-r", dev, "generate-key", "--type", "ec:secp256r1", "--label", "ec", "--pin", "648219", "--json"}, "", []string{"key_reference", "curve"}},
+		{"generate-key rsa", []string{"-r", dev, "generate-key", "--type", "rsa:1024", "--label", "rsa", "--pin", "648219", "--json"}, "", []string{"key_reference", "bits"}},
+		{"list-keys", []string{"-r", dev, "list-keys", "--json"}, "keys", nil},
+		{"wrap-key", []string{"-r", dev, "wrap-key", wrapped, "--label", "ec", "--pin", "648219", "--json"}, "", []string{"dkek_kcv", "key_reference"}},
+		{"unwrap-key", []string{"-r", spare, "unwrap-key", wrapped, "--pin", "648219", "--json"}, "", []string{"key_reference", "curve"}},
+		{"backup", []string{"-r", dev, "backup", "--out-dir", bk, "--pin", "648219", "--json"}, "", nil},
+		{"restore", []string{"-r", spare, "restore", "--from", bk, "--pin", "648219", "--json", "--allow-duplicate"}, "keys", nil},
+		{"status", []string{"-r", dev, "status", "--json"}, "", []string{"dkek_kcv"}},
+	}
+	for _, st := range steps {
+		m := runJSON(t, st.args...)
+		reader := dev
+		if st.args[1] == spare {
+			reader = spare
+		}
+		if m["reader"] != reader {
+			t.Errorf("%s: reader %v, want %s", st.name, m["reader"], reader)
+		}
+		if st.list != "" {
+			if _, ok := m[st.list].([]any); !ok {
+				t.Errorf("%s: no list %q in %v", st.name, st.list, m)
+			}
+		}
+		for _, k := range st.want {
+			if keysNamed(m, k) == 0 {
+				t.Errorf("%s: no %q in %v", st.name, k, m)
+			}
+		}
+		if n := keysNamed(m, "kcv"); n > 0 {
+			t.Errorf("%s: %d fields named \"kcv\": the check value is \"dkek_kcv\" everywhere", st.name, n)
+		}
+	}
+}

@@ -165,7 +165,7 @@ would make --label and --id ambiguous.`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(g, k)
+				return writeDeviceJSON(g, conn.Reader, "key", k)
 			}
 			fmt.Fprintf(g.stdout, "Generated %s at key reference %d, label %q, ID %s\n", k.Describe(), k.Ref, k.Label, k.ID)
 			return nil
@@ -224,10 +224,7 @@ They often differ: commands accept --key-reference, --label or --id.`,
 				}
 			}
 			if asJSON {
-				if keys == nil {
-					keys = []keystore.Key{}
-				}
-				return writeJSON(g, keys)
+				return writeDeviceJSON(g, conn.Reader, "keys", keys)
 			}
 			if len(keys) == 0 {
 				fmt.Fprintln(g.stdout, "No keys")
@@ -371,7 +368,7 @@ func runWrapKey(g *globals, path string, k *keyFlags, p pinFlags, force, asJSON,
 	}
 	switch {
 	case asJSON:
-		return writeJSON(g, res)
+		return writeDeviceJSON(g, conn.Reader, "result", res)
 	case !legacy:
 		fmt.Fprintf(g.stdout, "Key reference %d wrapped under DKEK %s and saved to %s\n", res.Ref, res.KCV, res.Path)
 	}
@@ -442,7 +439,7 @@ func unwrapKey(g *globals, path string, ref int, p pinFlags, o unwrapOptions) er
 		return err
 	}
 	if o.asJSON {
-		return writeJSON(g, res)
+		return writeDeviceJSON(g, conn.Reader, "result", res)
 	}
 	if o.legacy {
 		fmt.Fprintln(g.stdout, "Wrapped key contains:\n  Key blob")
@@ -621,7 +618,7 @@ skipped); 1 nothing written; 2 some keys failed and the others were written
 			res, err := backup.BackupAll(conn, backup.BackupOptions{Dir: dir, PIN: pin, AllowLastTry: p.lastTry, Force: force, DKEK: dkek})
 			if res != nil {
 				if asJSON {
-					writeJSON(g, res)
+					writeDeviceJSON(g, conn.Reader, "backup", res)
 				} else {
 					printBackup(g.stdout, dir, res)
 				}
@@ -725,7 +722,7 @@ key's state is reported).`,
 			switch {
 			case results == nil:
 			case asJSON:
-				writeJSON(g, results)
+				writeDeviceJSON(g, conn.Reader, "keys", results)
 			case !refused: // a refused plan was printed, and nothing happened
 				printRestore(g.stdout, results)
 			}

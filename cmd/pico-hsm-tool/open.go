@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -66,6 +68,46 @@ func pinFlagName(spec string) string {
 		return "--pin " + spec
 	}
 	return "--pin"
+}
+
+// writeDeviceJSON prints the --json result of a command that opened the
+// device in reader, with the reader named in it as "reader": an object
+// gets the field first; a list is put under name beside it, as in
+// {"reader": "...", "keys": [...]}. Scripts can then tell which device a
+// result came from (sc-hsm-tool and OpenSC say it on stderr only).
+func writeDeviceJSON(g *globals, reader, name string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r, _ := json.Marshal(reader)
+	var out []byte
+	switch trimmed := bytes.TrimSpace(body); {
+	case bytes.HasPrefix(trimmed, []byte("{")):
+		out = append([]byte(`{"reader":`), r...)
+		if rest := bytes.TrimSpace(trimmed[1:]); !bytes.Equal(rest, []byte("}")) {
+			out = append(out, ',')
+		}
+		out = append(out, trimmed[1:]...)
+	default:
+		if bytes.Equal(trimmed, []byte("null")) {
+			trimmed = []byte("[]")
+		}
+		n, _ := json.Marshal(name)
+		out = append([]byte(`{"reader":`), r...)
+		out = append(out, ',')
+		out = append(out, n...)
+		out = append(out, ':')
+		out = append(out, trimmed...)
+		out = append(out, '}')
+	}
+	var ind bytes.Buffer
+	if err := json.Indent(&ind, out, "", "  "); err != nil {
+		return err
+	}
+	ind.WriteByte('\n')
+	_, err = g.stdout.Write(ind.Bytes())
+	return err
 }
 
 // note prints an informational line to stderr.

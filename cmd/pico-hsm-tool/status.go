@@ -52,10 +52,7 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 		return err
 	}
 	if asJSON {
-		return writeJSON(g, struct {
-			Reader string `json:"reader"`
-			*hsm.Status
-		}{conn.Reader, st})
+		return writeDeviceJSON(g, conn.Reader, "status", st)
 	}
 	st.WriteText(g.stdout)
 	if st.KCV != "" && !st.KCVVerified {
