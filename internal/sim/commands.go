@@ -94,6 +94,26 @@ func (d *Device) dispatch(cp *apdu.Command) ([]byte, uint16) {
 			cp.Ne = len(data)
 		}
 		return data, s
+	case 0x62:
+		return d.cmdDecrypt(c)
+	case 0x78:
+		return d.cmdCipherSym(c)
+	case 0x76:
+		return d.cmdDeriveAsym(c)
+	case 0x64:
+		return d.cmdExtras(c)
+	case 0x54:
+		return d.cmdPUKAuth(c)
+	case 0x22:
+		return d.cmdMSE(c)
+	case 0x2A:
+		return d.cmdPSO(c)
+	case 0x82:
+		return d.cmdExternalAuth(c)
+	case 0x86:
+		return d.cmdGeneralAuth(c)
+	case 0x4A:
+		return d.cmdBIPSLIP(c)
 	}
 	return nil, apdu.SWINSNotSupported
 }
@@ -108,6 +128,7 @@ func (d *Device) selectApplication(c apdu.Command) ([]byte, uint16) {
 		return nil, apdu.SWFileNotFound
 	}
 	*d.sess = session{Selected: true}
+	d.auth = authRAM{}
 	if len(c.Data) != len(AID) {
 		return nil, apdu.SWOK
 	}
@@ -263,6 +284,7 @@ func (d *Device) cmdChallenge(c apdu.Command) ([]byte, uint16) {
 	if err != nil {
 		return nil, apdu.SWExecError
 	}
+	d.auth.challenge = true
 	return b, apdu.SWOK
 }
 

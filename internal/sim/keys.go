@@ -7,7 +7,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/asn1"
 	"errors"
 	"hash"
 	"io"
@@ -40,15 +39,9 @@ const (
 	algUnwrap       = 0x93
 )
 
-func (k *key) storedSize() int {
-	switch k.Kind {
-	case "rsa":
-		return len(k.P) + len(k.Q)
-	case "ec":
-		return 1 + len(k.D)
-	}
-	return len(k.Secret)
-}
+// storedSize is the size of the key file, what its FCP shows: the length
+// of the key as store_keys writes it (stored).
+func (k *key) storedSize() int { return len(k.stored()) }
 
 // installDeviceKey creates key reference 0 and its files as INITIALIZE does
 // on a device without one: the key, its PRKD (C400), its CV request (CE00)
@@ -611,86 +604,6 @@ func factorRSA(n, e, d *big.Int) (*big.Int, *big.Int, error) {
 	return nil, nil, errors.New("cannot factor the RSA modulus from its exponents")
 }
 
-// cmdSign implements SIGNATURE (80 68 ref alg, pico-hsm cmd_signature.c):
-// login (6982), the key (6A82), the algorithm in its allowed list (6985),
-// a known algorithm (6A86). RSA: 20 raw (the data is the padded block), 30
-// PKCS#1 v1.5 over a DigestInfo, 31-35 hash then PKCS#1 v1.5, 40-45 PSS.
-// ECDSA: 70 over a hash, 71-75 hash then sign; the answer is DER.
-func (d *Device) cmdSign(c apdu.Command) ([]byte, uint16) {
-	if !d.sess.UserAuth {
-		return nil, apdu.SWSecurityStatus
-	}
-	k, ok := d.st.Keys[c.P1]
-	if !ok {
-		return nil, apdu.SWFileNotFound
-	}
-	alg := c.P2
-	if k.HasAllowed && bytes.IndexByte(k.Allowed, alg) < 0 {
-		return nil, apdu.SWConditionsNotSatisfied
-	}
-	switch {
-	case k.Kind == "rsa" && (alg == algRSARaw || alg == algRSADecrypt):
-		priv := k.rsaPrivate()
-		if len(c.Data) != len(k.N) {
-			return nil, apdu.SWWrongLength
-		}
-		m := new(big.Int).SetBytes(c.Data)
-		if m.Cmp(priv.N) >= 0 {
-			return nil, apdu.SWWrongData
-		}
-		s := new(big.Int).Exp(m, priv.D, priv.N)
-		return s.FillBytes(make([]byte, len(k.N))), apdu.SWOK
-	case k.Kind == "rsa" && alg == algRSAPKCS1:
-		sig, err := rsa.SignPKCS1v15(nil, k.rsaPrivate(), 0, c.Data)
-		if err != nil {
-			return nil, apdu.SWExecError
-		}
-		return sig, apdu.SWOK
-	case k.Kind == "rsa" && alg >= algRSAPKCS1SHA1 && alg <= algRSAPKCS1SHA1+4:
-		h, hs := hashFor(alg - algRSAPKCS1SHA1)
-		h.Write(c.Data)
-		sig, err := rsa.SignPKCS1v15(nil, k.rsaPrivate(), hs, h.Sum(nil))
-		if err != nil {
-			return nil, apdu.SWExecError
-		}
-		return sig, apdu.SWOK
-	case k.Kind == "rsa" && alg >= algRSAPSS && alg <= algRSAPSS+5:
-		digest := c.Data
-		hs := hashForLen(len(digest))
-		if alg > algRSAPSS {
-			h, s := hashFor(alg - algRSAPSS - 1)
-			h.Write(c.Data)
-			digest, hs = h.Sum(nil), s
-		}
-		if hs == 0 {
-			return nil, apdu.SWWrongLength
-		}
-		sig, err := rsa.SignPSS(d.rand, k.rsaPrivate(), hs, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		if err != nil {
-			return nil, apdu.SWExecError
-		}
-		return sig, apdu.SWOK
-	case k.Kind == "ec" && alg >= algECDSA && alg <= algECDSA+5:
-		digest := c.Data
-		if alg > algECDSA {
-			h, _ := hashFor(alg - algECDSA - 1)
-			h.Write(c.Data)
-			digest = h.Sum(nil)
-		}
-		curve := ecc.ByName(k.Curve)
-		r, s, err := curve.Sign(d.rand, k.D, digest)
-		if err != nil {
-			return nil, apdu.SWExecError
-		}
-		der, err := asn1.Marshal(struct{ R, S *big.Int }{r, s})
-		if err != nil {
-			return nil, apdu.SWExecError
-		}
-		return der, apdu.SWOK
-	}
-	return nil, apdu.SWWrongP1P2
-}
-
 // hashFor maps the offsets 0..4 of the algorithm families to SHA-1,
 // SHA-224, SHA-256, SHA-384 and SHA-512.
 func hashFor(i byte) (hash.Hash, crypto.Hash) {
@@ -705,22 +618,6 @@ func hashFor(i byte) (hash.Hash, crypto.Hash) {
 		return sha512.New384(), crypto.SHA384
 	}
 	return sha512.New(), crypto.SHA512
-}
-
-func hashForLen(n int) crypto.Hash {
-	switch n {
-	case 20:
-		return crypto.SHA1
-	case 28:
-		return crypto.SHA224
-	case 32:
-		return crypto.SHA256
-	case 48:
-		return crypto.SHA384
-	case 64:
-		return crypto.SHA512
-	}
-	return 0
 }
 
 // tlvb encodes a one-byte-tag TLV with a BER length.

@@ -315,6 +315,12 @@ func (d *Device) cmdInitialize(c apdu.Command) ([]byte, uint16) {
 		files[fidKey(f)] = st.Files[fidKey(f)]
 	}
 	st.Files = files
+	// Tag 93 creates the PUK slots, empty (cmd_initialize.c).
+	if n, _, ok := d.pukSlots(); ok {
+		for i := range n {
+			st.Files[fidKey(fidPUK+uint16(i))] = []byte{}
+		}
+	}
 	dev := st.Keys[0]
 	st.Keys = map[byte]*key{}
 	st.Order = nil

@@ -83,6 +83,8 @@ type Device struct {
 	// they are not saved.
 	rx     []byte
 	rxData int
+	// auth is the RAM of public key authentication (auth.go).
+	auth authRAM
 }
 
 // Open opens (or creates, as a factory-new device) the simulated device whose
@@ -154,7 +156,7 @@ func (d *Device) Reset()    {}
 // (../shared/pico-hsm/VECTORS.txt section 7, device E).
 func (d *Device) PowerCycle() error {
 	d.st.RAM = ram{}
-	d.hung, d.rx, d.rxData = false, nil, 0
+	d.hung, d.rx, d.rxData, d.auth = false, nil, 0, authRAM{}
 	return d.save(false)
 }
 
