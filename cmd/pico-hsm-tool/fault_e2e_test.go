@@ -119,7 +119,7 @@ func TestFaultE2E(t *testing.T) {
 	t.Run("unwrap-key --force/pcscd killed before UNWRAP KEY", func(t *testing.T) {
 		code, out := pausedTool(t, bed, dir, "ins=74", bed.StopPCSCD, unwrap...)
 		if code == 0 || !strings.Contains(out, "key reference 1 holds either its old key or the restored one") ||
-			!strings.Contains(out, "finish with 'pico-hsm-tool unwrap-key beta.bin --key-reference 1 --force --allow-duplicate'") {
+			!strings.Contains(out, "finish with 'pico-hsm-tool --reader \"Virtual PCD 00 00\" unwrap-key beta.bin --key-reference 1 --force --allow-duplicate'") {
 			t.Errorf("exit %d\n%s", code, out)
 		}
 		t.Logf("message: %s", out)
@@ -133,7 +133,7 @@ func TestFaultE2E(t *testing.T) {
 	t.Run("unwrap-key --force/card removed after UNWRAP KEY", func(t *testing.T) {
 		code, out := pausedTool(t, bed, dir, "ins=B1", bed.RemoveCard, unwrap...)
 		if code == 0 || !strings.Contains(out, "the key was restored at reference 1, replacing the old key, but reading it back failed: the card was removed or reset during the operation") ||
-			!strings.Contains(out, "finish with 'pico-hsm-tool unwrap-key beta.bin --key-reference 1 --force --allow-duplicate'") {
+			!strings.Contains(out, "finish with 'pico-hsm-tool --reader \"Virtual PCD 00 00\" unwrap-key beta.bin --key-reference 1 --force --allow-duplicate'") {
 			t.Errorf("exit %d\n%s", code, out)
 		}
 		t.Logf("message: %s", out)

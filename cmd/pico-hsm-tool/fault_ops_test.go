@@ -38,9 +38,9 @@ var matrixOps = []matrixOp{
 		claims: []claim{
 			{re: lit("no share was imported, the device is as it was"), says: "no share imported",
 				ok: func(st devState) bool { return st.DKEK == "0/2" }},
-			{re: lit("share 1 of 2 may or may not have been imported: run 'pico-hsm-tool status'"), says: "share 1 imported or not",
+			{re: regexp.MustCompile(regexp.QuoteMeta("share 1 of 2 may or may not have been imported: run 'pico-hsm-tool --reader sim:") + `\S+ status'`), says: "share 1 imported or not",
 				ok: func(st devState) bool { return st.DKEK == "0/2" || st.DKEK == "1/2" }},
-			{re: lit("share 2 of 2 may or may not have been imported (the 1 before it were): run 'pico-hsm-tool status'"), says: "share 1 imported, share 2 imported or not",
+			{re: regexp.MustCompile(regexp.QuoteMeta("share 2 of 2 may or may not have been imported (the 1 before it were): run 'pico-hsm-tool --reader sim:") + `\S+ status'`), says: "share 1 imported, share 2 imported or not",
 				ok: func(st devState) bool { return st.DKEK == "1/2" || st.DKEK == "2/2" }},
 		},
 	},
@@ -129,7 +129,7 @@ func lit(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s
 // held the key old ("" for none) and is to hold the key new from file.
 func restoreClaims(file string, ref int, old, new string) []claim {
 	// The command to finish carries --allow-duplicate when the run had it.
-	finish := regexp.QuoteMeta("finish with 'pico-hsm-tool unwrap-key "+file+" --key-reference "+itoa(ref)+" --force") + "( --allow-duplicate)?'"
+	finish := regexp.QuoteMeta("finish with 'pico-hsm-tool --reader ") + `\S+` + regexp.QuoteMeta(" unwrap-key "+file+" --key-reference "+itoa(ref)+" --force") + "( --allow-duplicate)?'"
 	either := "is either still free or holds the restored key"
 	done := "the key was restored at reference " + itoa(ref) + ","
 	if old != "" {

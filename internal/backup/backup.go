@@ -390,7 +390,7 @@ func restoreOne(conn *device.Conn, p *prepared, ref int, replace, allowDuplicate
 	if allowDuplicate {
 		dup = " --allow-duplicate"
 	}
-	finish := fmt.Sprintf("finish with 'pico-hsm-tool unwrap-key %s --key-reference %d --force%s'", p.name, ref, dup)
+	finish := fmt.Sprintf("finish with '%s'", conn.Suggest(fmt.Sprintf("unwrap-key %s --key-reference %d --force%s", p.name, ref, dup)))
 	if err := conn.UnwrapKey(r, f.Blob); err != nil {
 		// Only a status word that refuses (6400 the blob does not decode,
 		// 6982 no PIN session, ...) says the firmware did nothing.

@@ -145,7 +145,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			sent = true
 			st, err = conn.ImportDKEKShare(s)
 			if err != nil && !device.Refused(err) {
-				return fmt.Errorf("%w; %s", err, shareUnknown(i, len(o.Shares), pinSession))
+				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, len(o.Shares), pinSession))
 			}
 			sent = false
 			if errors.Is(err, hsm.ErrAllSharesImported) {
@@ -182,7 +182,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			err = conn.Login(pin, o.AllowLastTry)
 			clear(pin)
 			if err != nil {
-				return fmt.Errorf("all shares are imported, but the DKEK is not committed: %w; run 'pico-hsm-tool status --pin' before unplugging the device", err)
+				return fmt.Errorf("all shares are imported, but the DKEK is not committed: %w; run '%s' before unplugging the device", err, conn.Suggest("status --pin"))
 			}
 			pinSession = true
 			if res.Status, err = conn.DKEKStatus(); err != nil {
@@ -217,9 +217,9 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 	}
 	if uncommitted {
 		if o.Warn != nil {
-			o.Warn("WARNING: the DKEK is complete but NOT committed: the Pico HSM stores it only at the next user-PIN verification, and unplugging the device before that corrupts it silently. Commit it now, before unplugging: pico-hsm-tool status --pin env:VAR (or pass --pin to import-dkek-share)")
+			o.Warn("WARNING: the DKEK is complete but NOT committed: the Pico HSM stores it only at the next user-PIN verification, and unplugging the device before that corrupts it silently. Commit it now, before unplugging: %s (or pass --pin to import-dkek-share)", conn.Suggest("status --pin env:VAR"))
 			if before > 0 {
-				o.Warn("note: %d share(s) were imported before this run, and without the user PIN the tool could not check that none of them was imported again now: if 'pico-hsm-tool status --pin' shows the DKEK key check value %s, the DKEK is all zeros: re-initialize the device", before, zeroKCV)
+				o.Warn("note: %d share(s) were imported before this run, and without the user PIN the tool could not check that none of them was imported again now: if '%s' shows the DKEK key check value %s, the DKEK is all zeros: re-initialize the device", before, conn.Suggest("status --pin"), zeroKCV)
 			}
 		}
 		return res, ErrNotCommitted
@@ -266,17 +266,17 @@ func shareName(names []string, i int) string {
 // shareUnknown says what state an import is in when the answer to share
 // i (from 0) of n was lost. Importing a share twice makes a wrong DKEK, so
 // the person must look before importing again.
-func shareUnknown(i, n int, pinSession bool) string {
+func shareUnknown(conn *device.Conn, i, n int, pinSession bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "share %d of %d may or may not have been imported", i+1, n)
 	if i > 0 {
 		fmt.Fprintf(&b, " (the %d before it were)", i)
 	}
-	b.WriteString(": run 'pico-hsm-tool status' to see how many shares the device still expects, then import only those")
+	fmt.Fprintf(&b, ": run '%s' to see how many shares the device still expects, then import only those", conn.Suggest("status"))
 	if i == n-1 && !pinSession {
 		// Without a PIN session the firmware commits the DKEK only at the
 		// next VERIFY, and a device unplugged before it has lost it.
-		b.WriteString("; if none is missing, run 'pico-hsm-tool status --pin' at once, which commits the DKEK, and compare its check value with the shares' ('pico-hsm-tool dkek-share kcv'): if they differ, the device lost the DKEK when it was unplugged, so re-initialize it and import every share again (import with --pin to avoid this)")
+		fmt.Fprintf(&b, "; if none is missing, run '%s' at once, which commits the DKEK, and compare its check value with the shares' ('pico-hsm-tool dkek-share kcv'): if they differ, the device lost the DKEK when it was unplugged, so re-initialize it and import every share again (import with --pin to avoid this)", conn.Suggest("status --pin"))
 	}
 	return b.String()
 }

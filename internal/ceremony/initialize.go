@@ -101,7 +101,7 @@ func Initialize(conn *device.Conn, o InitOptions) (*InitResult, error) {
 			if !device.Refused(err) {
 				// Running it again is right in either case: the SO-PIN it
 				// verifies is the one given, old and new.
-				return fmt.Errorf("%w; the device may or may not have been initialized: run the same initialize command again, then check with 'pico-hsm-tool status'", err)
+				return fmt.Errorf("%w; the device may or may not have been initialized: run the same initialize command again, then check with '%s'", err, conn.Suggest("status"))
 			}
 			return err
 		}

@@ -184,6 +184,34 @@ func (c *Conn) Transaction(fn func() error) error {
 }
 
 // Close disconnects from the card or releases the simulated device.
+// Suggest is the command line that runs "pico-hsm-tool ARGS" on this same
+// device, for messages that tell the user what to run next: a follow-up
+// that left out --reader could reach another device (or, from a
+// rehearsal on sim:PATH, the real one).
+func (c *Conn) Suggest(args string) string {
+	return "pico-hsm-tool --reader " + shellQuote(c.Reader) + " " + args
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it, with double
+// quotes: the messages put a suggested command in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
+	}) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		if strings.ContainsRune("\"\\$`", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
 func (c *Conn) Close() error {
 	if c.Sim != nil {
 		return c.Sim.Close()
