@@ -133,7 +133,7 @@ func TestRestoreAllInterrupted(t *testing.T) {
 	}
 	if len(res) != 2 || res[0].Result == nil || res[0].Result.Ref != 1 ||
 		!strings.Contains(res[1].Error, "the card was removed or reset during the operation") ||
-		!strings.Contains(res[1].Error, "key reference 2 is either still free or holds the restored key (without its label and certificate): finish with 'pico-hsm-tool unwrap-key "+filepath.Join(dir, "key-002-k2.bin")+" --key-reference 2 --force'") {
+		!strings.Contains(res[1].Error, "key reference 2 is either still free or holds the restored key (without its label and certificate): finish with '"+b.Suggest("unwrap-key "+filepath.Join(dir, "key-002-k2.bin")+" --key-reference 2 --force")+"'") {
 		t.Fatalf("%+v", res)
 	}
 	if b.Sim.PublicKey(2) == nil {

@@ -285,7 +285,7 @@ func shareUnknown(conn *device.Conn, i, n int, pinSession bool) string {
 func checkOutstanding(st hsm.DKEKStatus, n int) error {
 	switch {
 	case st.Shares == 0:
-		return fmt.Errorf("%w: this device was initialized without DKEK shares", hsm.ErrNoDKEK)
+		return fmt.Errorf("cannot import DKEK shares: %w", hsm.ErrNoDKEK)
 	case st.Outstanding == 0:
 		return fmt.Errorf("%w (%d of %d imported)", hsm.ErrAllSharesImported, st.Shares, st.Shares)
 	case n > st.Outstanding:

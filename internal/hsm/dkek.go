@@ -34,7 +34,7 @@ func (s DKEKStatus) KCVHex() string { return fmt.Sprintf("%X", s.KCV[:]) }
 func (s DKEKStatus) Complete() bool { return s.Shares > 0 && s.Outstanding == 0 }
 
 // ErrNoDKEK means the device was initialized without DKEK shares, or never.
-var ErrNoDKEK = errors.New("device has no DKEK: initialize with --dkek-shares")
+var ErrNoDKEK = errors.New("the device has no DKEK (it was initialized without --dkek-shares, or never): only initializing with --dkek-shares gives it one, and on an initialized device that destroys every key")
 
 // ErrAllSharesImported means a share was offered when none is outstanding.
 var ErrAllSharesImported = errors.New("all DKEK shares are already imported: the device accepts no more (re-initialize to start a new DKEK, which destroys every key)")
@@ -47,7 +47,7 @@ func (d *Device) DKEKStatus() (DKEKStatus, error) {
 	}
 	// A factory-new device answers 6B00 (transcripts/00-status-factory.txt [5]).
 	if r.SW == apdu.SWWrongP1P2Plain || r.SW == apdu.SWINSNotSupported {
-		return DKEKStatus{}, fmt.Errorf("%w (%w)", ErrNoDKEK, r.Err())
+		return DKEKStatus{}, fmt.Errorf("%w (SW %04X)", ErrNoDKEK, r.SW)
 	}
 	if err := r.Err(); err != nil {
 		return DKEKStatus{}, fmt.Errorf("query DKEK status: %w", err)
@@ -70,7 +70,7 @@ func (d *Device) ImportDKEKShare(share []byte) (DKEKStatus, error) {
 	case apdu.SWCommandNotAllowed: // transcripts/errors/p02
 		return DKEKStatus{}, fmt.Errorf("import DKEK share: %w (%w)", ErrAllSharesImported, r.Err())
 	case apdu.SWWrongP1P2Plain, apdu.SWINSNotSupported:
-		return DKEKStatus{}, fmt.Errorf("%w (%w)", ErrNoDKEK, r.Err())
+		return DKEKStatus{}, fmt.Errorf("%w (SW %04X)", ErrNoDKEK, r.SW)
 	}
 	return DKEKStatus{}, fmt.Errorf("import DKEK share: %w", r.Err())
 }
