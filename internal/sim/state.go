@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -126,8 +125,8 @@ func openStore(path string, wait time.Duration) (*store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("simulated device: %w", err)
 		}
-		err = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
+		busy, err := tryLock(lf)
+		if err == nil && !busy {
 			if stillThere(lf, lockPath(path)) {
 				return &store{path: path, lock: lf}, nil
 			}
@@ -135,11 +134,11 @@ func openStore(path string, wait time.Duration) (*store, error) {
 			continue
 		}
 		lf.Close()
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%w (%s): wait for it to finish, or stop the bridge that serves it", ErrBusy, path)
-			}
+		if err != nil {
 			return nil, fmt.Errorf("simulated device: lock %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w (%s): wait for it to finish, or stop the bridge that serves it", ErrBusy, path)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -162,8 +161,8 @@ func (s *store) close() error {
 	if s.lock == nil {
 		return nil
 	}
-	os.Remove(lockPath(s.path))
-	err := s.lock.Close() // closing releases the flock
+	os.Remove(lockPath(s.path)) // fails on Windows while open: the file stays
+	err := s.lock.Close()       // closing releases the lock
 	s.lock = nil
 	return err
 }
