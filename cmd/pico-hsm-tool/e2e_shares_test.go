@@ -37,7 +37,7 @@ func TestE2EShareInterop(t *testing.T) {
 
 		// Ours imports sc-hsm-tool's file, with sc-hsm-tool's lines.
 		out = run("pico-hsm-tool", "import-dkek-share", theirs, "--password", "theirs-Pw-2026")
-		want := "Deciphering DKEK share, please wait...\nDKEK share imported\nDKEK shares          : 2\nDKEK import pending, 1 share(s) still missing\n"
+		want := "Using reader with a card: Virtual PCD 00 00\nDeciphering DKEK share, please wait...\nDKEK share imported\nDKEK shares          : 2\nDKEK import pending, 1 share(s) still missing\n"
 		if !strings.HasPrefix(out, want) {
 			t.Fatalf("import-dkek-share:\n%s", out)
 		}
