@@ -149,7 +149,18 @@ func TestDeviceJSONNamesReader(t *testing.T) {
 		{"status", []string{"-r", dev, "status", "--json"}, "", []string{"dkek_kcv"}},
 	}
 	for _, st := range steps {
-		m := runJSON(t, st.args...)
+		var raw bytes.Buffer
+		if code := run(st.args, strings.NewReader(""), &raw, &bytes.Buffer{}); code != 0 {
+			t.Fatalf("%s: exit %d", st.name, code)
+		}
+		// A field named twice is invalid for many JSON readers.
+		if n := strings.Count(raw.String(), `"reader":`); n != 1 {
+			t.Errorf("%s: \"reader\" %d times:\n%s", st.name, n, raw.String())
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw.Bytes(), &m); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
 		reader := dev
 		if st.args[1] == spare {
 			reader = spare

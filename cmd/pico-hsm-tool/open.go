@@ -84,6 +84,11 @@ func writeDeviceJSON(g *globals, reader, name string, v any) error {
 	var out []byte
 	switch trimmed := bytes.TrimSpace(body); {
 	case bytes.HasPrefix(trimmed, []byte("{")):
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(trimmed, &fields) == nil && fields["reader"] != nil {
+			out = trimmed // it names the reader itself (the backup manifest)
+			break
+		}
 		out = append([]byte(`{"reader":`), r...)
 		if rest := bytes.TrimSpace(trimmed[1:]); !bytes.Equal(rest, []byte("}")) {
 			out = append(out, ',')
