@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
@@ -99,6 +100,9 @@ func RestoreAll(conn *device.Conn, o RestoreAllOptions) ([]KeyResult, error) {
 	if len(m.Keys) == 0 {
 		return nil, fmt.Errorf("%s: the backup holds no key", o.Dir)
 	}
+	// The plan goes by key reference, whatever order the manifest lists
+	// (a manifest written from a firmware's unsorted LIST KEYS, or by hand).
+	sort.SliceStable(m.Keys, func(i, j int) bool { return m.Keys[i].Ref < m.Keys[j].Ref })
 	byRef := map[int]string{}
 	for _, e := range m.Keys {
 		if e.Ref < 1 || e.Ref > 255 {

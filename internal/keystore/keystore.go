@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
@@ -109,6 +110,11 @@ func ListFrom(d *hsm.Device, fids []uint16, parts Parts) ([]Key, error) {
 		}
 		keys = append(keys, k)
 	}
+	// By key reference: the firmware answers LIST KEYS in its file order
+	// (a key written later, or deleted and written again, comes later;
+	// pico-keys-sdk's file system), so sorting here keeps every listing,
+	// backup manifest and restore plan the same on every device.
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Ref < keys[j].Ref })
 	return keys, nil
 }
 
