@@ -83,7 +83,7 @@ func (g *globals) checkSplit(n *nofmFlags, shareFile string) error {
 				return fmt.Errorf("%s: %w: password shares are never replaced; choose another directory or share file name", n.sharePath(shareFile, id), atomicfile.ErrExists)
 			}
 		}
-		if err := ceremony.CheckDirWritable(n.sharePath(shareFile, 1)); err != nil {
+		if err := atomicfile.CheckWritable(n.sharePath(shareFile, 1)); err != nil {
 			return err
 		}
 	}

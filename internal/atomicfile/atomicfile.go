@@ -81,6 +81,24 @@ var writeHook = func(f *os.File, data []byte) (int, error) { return f.Write(data
 // that the link, not the earlier check, is what refuses to replace it.
 var beforeLinkHook = func(path string) {}
 
+// WriteError words a failure to write path as Write does, so that a
+// failure found early (CheckWritable, a directory in the way) reads as the
+// same failure found late.
+func WriteError(path string, err error) error { return writeErr(path, err) }
+
+// CheckWritable tries to create (and removes) a temporary file in the
+// directory of path, as Write will, and returns Write's error for path if
+// it cannot: a command checks this before its slow or irreversible part.
+func CheckWritable(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return writeErr(path, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
 // writeErr is the error of a failed write of path: the system's reason,
 // without the temporary file's name, and what to do about it. The failed
 // write changed nothing: the temporary file is removed, and a file that
@@ -112,8 +130,10 @@ func existsErr(path string) error {
 	return fmt.Errorf("%s: %w: choose another name, or add --force to replace it", path, ErrExists)
 }
 
-// unwrapPath drops the *PathError wrapper, whose temporary file name
-// would only confuse.
+// UnwrapPath drops an *fs.PathError's or *os.LinkError's wrapper, whose
+// (temporary) file name would only confuse: the message names the path.
+func UnwrapPath(err error) error { return unwrapPath(err) }
+
 func unwrapPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {

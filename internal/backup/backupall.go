@@ -235,13 +235,13 @@ func (t *target) makeTemp() (string, error) {
 		missing = append([]string{p}, missing...)
 	}
 	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return "", fmt.Errorf("cannot write %s: %w; nothing was written", t.dir, unwrapPath(err))
+		return "", fmt.Errorf("cannot write %s: %w; nothing was written", t.dir, atomicfile.UnwrapPath(err))
 	}
 	t.created = missing
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(t.dir))+".tmp-")
 	if err != nil {
 		t.removeCreated()
-		return "", fmt.Errorf("cannot write %s: %w; nothing was written", t.dir, unwrapPath(err))
+		return "", fmt.Errorf("cannot write %s: %w; nothing was written", t.dir, atomicfile.UnwrapPath(err))
 	}
 	return tmp, nil
 }
@@ -277,7 +277,7 @@ func (t *target) swapIn(tmp string) (string, error) {
 		}
 	case t.exists:
 		if err := os.Remove(t.dir); err != nil {
-			return "", fmt.Errorf("--out-dir %s: %w: nothing was written", t.dir, unwrapPath(err))
+			return "", fmt.Errorf("--out-dir %s: %w: nothing was written", t.dir, atomicfile.UnwrapPath(err))
 		}
 	}
 	// The name is free now; a directory another process made in between
@@ -289,7 +289,7 @@ func (t *target) swapIn(tmp string) (string, error) {
 		if aside != "" && os.Rename(aside, t.dir) == nil {
 			aside = ""
 		}
-		return "", fmt.Errorf("cannot write %s: %w; nothing was written%s", t.dir, unwrapPath(err), keptAt(aside))
+		return "", fmt.Errorf("cannot write %s: %w; nothing was written%s", t.dir, atomicfile.UnwrapPath(err), keptAt(aside))
 	}
 	if d, err := os.Open(filepath.Dir(filepath.Clean(t.dir))); err == nil {
 		d.Sync()
@@ -303,18 +303,4 @@ func keptAt(aside string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (the earlier backup is in %s)", aside)
-}
-
-// unwrapPath drops an *fs.PathError's or *os.LinkError's wrapper: the
-// message names the path itself.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
 }

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -145,50 +143,9 @@ func CheckOutput(path string, overwrite bool) error {
 	case err == nil && !overwrite:
 		return atomicfile.CheckAbsent(path)
 	case err == nil && fi.IsDir():
-		return cannotWrite(path, syscall.EISDIR)
+		return atomicfile.WriteError(path, syscall.EISDIR)
 	}
-	return CheckDirWritable(path)
-}
-
-// CheckDirWritable tries to create (and removes) a temporary file in the
-// directory of path, as atomicfile.Write will, and returns atomicfile's
-// error for path if it cannot.
-func CheckDirWritable(path string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return cannotWrite(path, err)
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return nil
-}
-
-// cannotWrite words a failure to write path as atomicfile.Write does
-// (internal/atomicfile writeErr), so that a failure found early reads as
-// the same failure found late.
-func cannotWrite(path string, err error) error {
-	var hint string
-	switch {
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		hint = "free some space, or write to another disk; nothing was written"
-	case errors.Is(err, syscall.EROFS):
-		hint = "the file system is read-only: write to another directory; nothing was written"
-	case errors.Is(err, fs.ErrPermission):
-		hint = "you may not write in that directory: choose another one, or change its permissions; nothing was written"
-	case errors.Is(err, syscall.ENOTDIR):
-		hint = "a part of the path is a file, not a directory: check the path"
-	case errors.Is(err, fs.ErrNotExist):
-		hint = "the directory does not exist: create it first, or check the path"
-	case errors.Is(err, syscall.EISDIR):
-		hint = "a directory has that name: choose a file name"
-	default:
-		hint = "nothing was written: check the path and the disk, then retry"
-	}
-	return fmt.Errorf("cannot write %s: %w: %s", path, err, hint)
+	return atomicfile.CheckWritable(path)
 }
 
 // CheckNewPassword refuses passwords shorter than sc-hsm-tool's minimum.
