@@ -91,7 +91,7 @@ func (d *Device) cmdPUKAuth(c apdu.Command) ([]byte, uint16) {
 				return nil, apdu.SWWrongP1P2
 			}
 		}
-		d.st.Files[fidKey(fidPUK+uint16(slot))] = append([]byte(nil), c.Data...)
+		d.writeFile(fidPUK+uint16(slot), append([]byte(nil), c.Data...))
 		d.flashDirty = true
 	}
 	if c.P1 == 0x02 {

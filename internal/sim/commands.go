@@ -38,6 +38,8 @@ func factoryState(rnd io.Reader) (*state, error) {
 	if err := d.newMKEK(); err != nil {
 		return nil, err
 	}
+	d.setPool(nil)
+	d.bootFiles()
 	return st, nil
 }
 
@@ -129,6 +131,7 @@ func (d *Device) selectApplication(c apdu.Command) ([]byte, uint16) {
 	}
 	*d.sess = session{Selected: true}
 	d.auth = authRAM{}
+	d.rescanFiles()
 	if len(c.Data) != len(AID) {
 		return nil, apdu.SWOK
 	}
@@ -254,6 +257,9 @@ func (d *Device) file(fid uint16) ([]byte, bool) {
 		return efDIR, true
 	case fidTokenInfo:
 		return efTokenInfo, true
+	}
+	if b, ok := d.st.Files[fidKey(fid)]; ok {
+		return b, true
 	}
 	if emptyStatic[fid] {
 		return nil, true
@@ -400,16 +406,19 @@ func (d *Device) cmdUpdateBinary(c apdu.Command) uint16 {
 	if !exists {
 		d.st.Files[k] = []byte{}
 		d.st.Order = append(d.st.Order, fid)
+		d.fileNew(fid)
 		d.flashDirty = true
 	}
 	switch {
 	case len(data) == 0 && off == 0:
-		// The "create" form selects the file (cmd_update_ef.c); a write
-		// does not change the current EF.
+		// The "create" form selects the file (cmd_update_ef.c) and
+		// writes nothing to flash; a write does not change the current
+		// EF.
 		d.sess.CurFID, d.sess.HasCur = fid, true
 		return apdu.SWOK
 	case off == 0:
 		d.st.Files[k] = bytes.Clone(data)
+		d.flashPut(fid, len(data))
 	default:
 		if len(body) == 0 {
 			return apdu.SWDataInvalid
@@ -421,6 +430,7 @@ func (d *Device) cmdUpdateBinary(c apdu.Command) uint16 {
 		copy(nb, body)
 		copy(nb[off:], data)
 		d.st.Files[k] = nb
+		d.flashPut(fid, len(nb))
 	}
 	d.flashDirty = true
 	return apdu.SWOK
@@ -458,10 +468,16 @@ func (d *Device) cmdDeleteFile(c apdu.Command) uint16 {
 		return apdu.SWExecError
 	}
 	if byte(fid>>8) == prefixKey {
+		_, hadMeta := d.st.Keys[byte(fid)]
+		hadMeta = hadMeta && len(d.st.Keys[byte(fid)].Meta) > 0
 		delete(d.st.Keys, byte(fid))
+		if hadMeta {
+			d.flashMeta() // file.c meta_delete, before the file goes
+		}
 	} else {
 		delete(d.st.Files, fidKey(fid))
 	}
+	d.fileDelete(fid)
 	d.dropOrder(fid)
 	if d.sess.HasCur && d.sess.CurFID == fid {
 		d.sess.HasCur = false
@@ -483,18 +499,31 @@ func (d *Device) dropOrder(fid uint16) {
 // cmdListKeys implements ENUMERATE OBJECTS (80 58, pico-hsm
 // cmd_list_keys.c): C400 and CC00 (static, always listed), then the key
 // files CCxx, then the description files C4xx, C8xx and C9xx, each group in
-// creation order. Certificates (CExx) and data files are not listed.
-// Recorded: transcripts/errors/p01 [17] C400 CC00 CC01 CC02 CC0A C401 C402 C40A.
+// the order of the firmware's list of dynamic files, which is the order of
+// the files in flash (flash.go), not the order of the references
+// (transcripts/differential/fw-p3.txt, every LIST KEYS). Certificates
+// (CExx) and data files are not listed. Recorded:
+// transcripts/errors/p01 [17] C400 CC00 CC01 CC02 CC0A C401 C402 C40A.
 func (d *Device) cmdListKeys(c apdu.Command) ([]byte, uint16) {
 	out := []byte{0xC4, 0x00, 0xCC, 0x00}
 	for _, prefix := range []byte{prefixKey, 0xC4, 0xC8, 0xC9} {
-		for _, f := range d.st.Order {
-			if byte(f>>8) == prefix && byte(f) != 0 {
+		for _, f := range d.dynFiles() {
+			if byte(f>>8) == prefix && byte(f) != 0 && d.exists(f) {
 				out = append(out, byte(f>>8), byte(f))
 			}
 		}
 	}
 	return out, apdu.SWOK
+}
+
+// exists reports whether the simulator holds file fid.
+func (d *Device) exists(fid uint16) bool {
+	if byte(fid>>8) == prefixKey {
+		_, ok := d.st.Keys[byte(fid)]
+		return ok
+	}
+	_, ok := d.st.Files[fidKey(fid)]
+	return ok
 }
 
 // maxOffset is past the end of every file (4 MiB): offsets from tag 54

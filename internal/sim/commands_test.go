@@ -743,8 +743,10 @@ func TestInitialize(t *testing.T) {
 }
 
 // TestListKeys covers ENUMERATE OBJECTS (80 58): C400 CC00 always, then
-// key files, PRKDs, CDs and DCODs, each group in creation order; CExx and
-// data files never (core.md 7; transcripts/errors/p01 [17]).
+// key files, PRKDs, CDs and DCODs, each group in the order of the files in
+// flash (flash.go), which is creation order until files are rewritten
+// longer or deleted; CExx and data files never (transcripts/errors/p01
+// [17]; transcripts/differential/fw-p3.txt).
 func TestListKeys(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -774,11 +776,28 @@ func TestListKeys(t *testing.T) {
 			d.genEC(2, "secp256r1")
 			d.ok("DELETE CC01", deleteFID(0xCC01))
 		}, hx("C4 00 CC 00 CC 02 C4 01 C4 02")},
-		{"overwriting a key keeps its place", func(t *testing.T) *dev { return loggedIn(t, 0) }, func(d *dev) {
+		// The key file shrinks from 33 to 32 bytes and stays; the AES
+		// PRKD is longer than the EC one and moves.
+		{"a key rewritten no longer keeps its place, a longer PRKD moves", func(t *testing.T) *dev { return loggedIn(t, 0) }, func(d *dev) {
+			d.genEC(1, "secp256r1")
+			d.genEC(2, "secp256r1")
+			d.ok("AES-256 over a P-256 key", genAES(1, 0xB2, nil))
+		}, hx("C4 00 CC 00 CC 01 CC 02 C4 02 C4 01")},
+		// The key file grows from 33 to 49 bytes: it is cleared and
+		// allocated again, below the others.
+		{"a key rewritten longer moves to the end", func(t *testing.T) *dev { return loggedIn(t, 0) }, func(d *dev) {
 			d.genEC(1, "secp256r1")
 			d.genEC(2, "secp256r1")
 			d.genEC(1, "secp384r1")
-		}, hx("C4 00 CC 00 CC 01 CC 02 C4 01 C4 02")},
+		}, hx("C4 00 CC 00 CC 02 CC 01 C4 01 C4 02")},
+		// Deleting CC01 leaves a gap the smaller AES key and its PRKD fill,
+		// above CC02.
+		{"a deleted reference written again lands in the first gap it fits", func(t *testing.T) *dev { return loggedIn(t, 0) }, func(d *dev) {
+			d.genRSA(1, 1024)
+			d.genEC(2, "secp256r1")
+			d.ok("DELETE CC01", deleteFID(0xCC01))
+			d.ok("AES 3", genAES(3, 0xB0, nil))
+		}, hx("C4 00 CC 00 CC 03 CC 02 C4 03 C4 01 C4 02")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

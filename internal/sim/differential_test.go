@@ -2,6 +2,8 @@ package sim
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"math/big"
 	"path/filepath"
@@ -30,7 +32,7 @@ func TestReplayDifferential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for p, n := range replayDifferential(t, ex) {
+			for p, n := range replayDifferential(t, name, ex) {
 				seen[p] += n
 			}
 		})
@@ -42,14 +44,23 @@ func TestReplayDifferential(t *testing.T) {
 	}
 }
 
-// pendingDiff are the differences issue 9 lists that the simulator does not
-// fix yet, by section: an exchange that differs only in one of these ways
-// is logged, not failed. Each must still occur, or it is stale.
-var pendingDiff = map[string]func(c []byte) bool{
-	"1 LIST KEYS order": func(c []byte) bool { return c[1] == 0x58 },
+// pendingDiff are the differences the simulator does not fix yet, by
+// issue 9 section: an exchange that differs in one of these ways is
+// logged, not failed. Each must still occur, or it is stale.
+//
+// The flash model (flash.go) gives the firmware's LIST KEYS order in every
+// listing of fw-p1..p4 up to the forced restore over existing keys in
+// fw-p3; in the five listings from [3903] on (after it, and after the
+// re-initialisation and restore that follow), one or two files land in a
+// different gap than on the firmware. What the model misses there is not
+// known.
+var pendingDiff = map[string]func(file string, n int, c []byte) bool{
+	"1 LIST KEYS order after fw-p3's forced restore": func(file string, n int, c []byte) bool {
+		return file == "fw-p3" && n >= 3903 && c[1] == 0x58
+	},
 }
 
-func replayDifferential(t *testing.T, ex []transcript.Exchange) (pending map[string]int) {
+func replayDifferential(t *testing.T, file string, ex []transcript.Exchange) (pending map[string]int) {
 	pending = map[string]int{}
 	var d *Device
 	var tr diffTracker
@@ -63,6 +74,7 @@ func replayDifferential(t *testing.T, ex []transcript.Exchange) (pending map[str
 				t.Fatal(err)
 			}
 			d.FirmwareHangs = true
+			d.rand = newDetRand(diffSeed)
 			tr = diffTracker{}
 		}
 		prev = e.Title
@@ -84,8 +96,11 @@ func replayDifferential(t *testing.T, ex []transcript.Exchange) (pending map[str
 		case kind == "loose":
 			loose++
 		default:
-			if p := pendingFor(e.Command); p != "" {
+			if p := pendingFor(file, e.N, e.Command); p != "" {
 				pending[p]++
+				if testing.Verbose() {
+					t.Logf("[%d] %s: pending %s\n  got      % X\n  recorded % X", e.N, e.Title, p, got, e.Response)
+				}
 				break
 			}
 			t.Errorf("[%d] %s: %s\n  command  %s\n  got      %s\n  recorded %s", e.N, e.Title, kind, short(e.Command), short(got), short(e.Response))
@@ -99,13 +114,43 @@ func replayDifferential(t *testing.T, ex []transcript.Exchange) (pending map[str
 	return pending
 }
 
-func pendingFor(c []byte) string {
+func pendingFor(file string, n int, c []byte) string {
 	for p, f := range pendingDiff {
-		if f(c) {
+		if f(file, n, c) {
 			return p
 		}
 	}
 	return ""
+}
+
+// diffSeed seeds the simulated devices of the replay, so that their keys,
+// and so the sizes of their key files, are the same on every run. The
+// firmware's EC keys in fw-p3.txt all have private values of full length
+// (their key files' FCPs); with this seed the simulator's do too.
+const diffSeed = 5
+
+// detRand is a deterministic random stream: SHA-256 of the seed and a
+// counter.
+type detRand struct {
+	seed, n uint64
+	buf     []byte
+}
+
+func newDetRand(seed uint64) *detRand { return &detRand{seed: seed} }
+
+func (r *detRand) Read(p []byte) (int, error) {
+	for i := range p {
+		if len(r.buf) == 0 {
+			var b [16]byte
+			binary.BigEndian.PutUint64(b[:], r.seed)
+			binary.BigEndian.PutUint64(b[8:], r.n)
+			r.n++
+			h := sha256.Sum256(b[:])
+			r.buf = h[:]
+		}
+		p[i], r.buf = r.buf[0], r.buf[1:]
+	}
+	return len(p), nil
 }
 
 // diffTracker follows what the recorded commands did to the device, to
@@ -236,13 +281,6 @@ func (tr *diffTracker) compare(c, got, r []byte) string {
 			fid = uint16(c[2])<<8 | uint16(c[3])
 		}
 		if tr.own[fid] && sameLen {
-			return "loose"
-		}
-	case 0xA4:
-		// The FCP of a key file carries the key's stored size, which for
-		// an EC key follows the leading zeros of its private value.
-		data := cmdData(c)
-		if len(data) == 2 && data[0] == prefixKey && sameLen {
 			return "loose"
 		}
 	}

@@ -85,6 +85,11 @@ func (d *Device) cmdImportDKEK(c apdu.Command) ([]byte, uint16) {
 		if c.P2 == 0 {
 			d.st.DKEK = nil
 			d.st.RAM.PendingSaveDKEK = false
+			if _, ok := d.st.Files[fidKey(fidDKEK)]; ok {
+				delete(d.st.Files, fidKey(fidDKEK))
+				d.fileDelete(fidDKEK)
+				d.dropOrder(fidDKEK)
+			}
 		}
 		d.flashDirty = true
 		if c.P1 == 0x03 {
@@ -128,7 +133,7 @@ func (d *Device) domainInUse(dom byte) bool {
 		return false
 	}
 	for f := range d.st.Files {
-		if f != fidKey(fidDevCert) && f != fidKey(fidDevPRKD) && f != fidKey(fidDevEE) {
+		if f != flashKey && f != fidKey(fidDevCert) && f != fidKey(fidDevPRKD) && f != fidKey(fidDevEE) {
 			return true
 		}
 	}
@@ -150,6 +155,7 @@ func (d *Device) importShare(c apdu.Command, total, cur byte) ([]byte, uint16) {
 		acc[i] ^= c.Data[i]
 	}
 	d.st.DKEK = acc
+	d.flashPut(fidDKEK, 32) // kek.c import_dkek_share: EF_DKEK grows from 0
 	cur++
 	if cur >= total {
 		if d.hasSession() {

@@ -78,20 +78,33 @@ func keyMeta(data []byte, k *key) {
 // (cvc.c asn1_build_prkd_generic), replacing what was there: the firmware
 // never refuses an occupied reference.
 func (d *Device) storeKey(ref byte, k *key) {
+	d.storeKeyOnly(ref, k)
+	d.writePRKD(ref, k)
+}
+
+// storeKeyOnly writes key file CC<ref>.
+func (d *Device) storeKeyOnly(ref byte, k *key) {
 	fid := uint16(prefixKey)<<8 | uint16(ref)
 	if _, ok := d.st.Keys[ref]; !ok {
 		d.st.Order = append(d.st.Order, fid)
 	}
 	d.st.Keys[ref] = k
-	d.writeFile(0xC400|uint16(ref), firmwarePRKD(ref, k))
+	d.flashPut(fid, k.storedSize())
 	d.flashDirty = true
 }
 
+// writePRKD writes the firmware's PRKD C4<ref> for k.
+func (d *Device) writePRKD(ref byte, k *key) {
+	d.writeFile(0xC400|uint16(ref), firmwarePRKD(ref, k))
+}
+
+// writeFile writes a whole file, in the simulator's files and in flash.
 func (d *Device) writeFile(fid uint16, b []byte) {
 	if _, ok := d.st.Files[fidKey(fid)]; !ok {
 		d.st.Order = append(d.st.Order, fid)
 	}
 	d.st.Files[fidKey(fid)] = b
+	d.flashPut(fid, len(b))
 }
 
 // firmwarePRKD is the minimal PKCS#15 private key description the firmware
@@ -201,7 +214,12 @@ func (d *Device) cmdKeyPairGen(c apdu.Command) ([]byte, uint16) {
 	if err != nil {
 		return nil, apdu.SWExecError
 	}
+	// cmd_keypair_gen.c writes the key and its PRKD (store_keys), the
+	// metadata, then the CV request.
 	d.storeKey(ref, k)
+	if len(k.Meta) > 0 {
+		d.flashMeta()
+	}
 	d.writeFile(0xCE00|uint16(ref), req)
 	return req, apdu.SWOK
 }
@@ -371,6 +389,9 @@ func (d *Device) cmdKeyGen(c apdu.Command) uint16 {
 	k := &key{Kind: "aes", Secret: secret}
 	keyMeta(c.Data, k)
 	d.storeKey(c.P1, k)
+	if len(k.Meta) > 0 {
+		d.flashMeta()
+	}
 	return apdu.SWOK
 }
 
@@ -498,14 +519,19 @@ func (d *Device) cmdUnwrapKey(c apdu.Command) uint16 {
 		k.Meta = tlvb(0x91, k.Allowed)
 	}
 	k.Meta = append(k.Meta, 0x92, 0x01, 0x00)
+	var req []byte
 	if k.Kind != "aes" {
-		req, err := d.cvRequest(k, nil, nil)
-		if err != nil {
+		if req, err = d.cvRequest(k, nil, nil); err != nil {
 			return apdu.SWExecError
 		}
+	}
+	// cmd_key_unwrap.c writes the key and its PRKD (store_keys), the
+	// metadata (key domain, allowed algorithms), then the CV request.
+	d.storeKey(c.P1, k)
+	d.flashMeta()
+	if req != nil {
 		d.writeFile(0xCE00|uint16(c.P1), req)
 	}
-	d.storeKey(c.P1, k)
 	return apdu.SWOK
 }
 

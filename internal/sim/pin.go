@@ -221,6 +221,12 @@ const (
 	optUnblockOnly       uint16 = 0x0020
 )
 
+// initTLV is one tag of INITIALIZE's data.
+type initTLV struct {
+	tag byte
+	v   []byte
+}
+
 // cmdInitialize implements INITIALIZE DEVICE (80 50 00 00) as pico-hsm
 // cmd_initialize.c does. The data is a list of TLVs (card-sc-hsm.c
 // sc_hsm_initialize builds them; transcripts/04-initialize.txt [4]):
@@ -245,11 +251,7 @@ func (d *Device) cmdInitialize(c apdu.Command) ([]byte, uint16) {
 	if len(c.Data) == 0 {
 		return []byte{0x00, 0x10, 0x00, 0x00, 0x00, VersionMajor, VersionMinor}, apdu.SWOK
 	}
-	type tlv struct {
-		tag byte
-		v   []byte
-	}
-	var items []tlv
+	var items []initTLV
 	for b := c.Data; len(b) > 0; {
 		if len(b) < 2 {
 			return nil, apdu.SWWrongLength
@@ -258,7 +260,7 @@ func (d *Device) cmdInitialize(c apdu.Command) ([]byte, uint16) {
 		if !ok || 1+hl+n > len(b) {
 			return nil, apdu.SWWrongLength
 		}
-		items = append(items, tlv{b[0], b[1+hl : 1+hl+n]})
+		items = append(items, initTLV{b[0], b[1+hl : 1+hl+n]})
 		b = b[1+hl+n:]
 	}
 	st := d.st
@@ -315,15 +317,10 @@ func (d *Device) cmdInitialize(c apdu.Command) ([]byte, uint16) {
 		files[fidKey(f)] = st.Files[fidKey(f)]
 	}
 	st.Files = files
-	// Tag 93 creates the PUK slots, empty (cmd_initialize.c).
-	if n, _, ok := d.pukSlots(); ok {
-		for i := range n {
-			st.Files[fidKey(fidPUK+uint16(i))] = []byte{}
-		}
-	}
 	dev := st.Keys[0]
 	st.Keys = map[byte]*key{}
 	st.Order = nil
+	d.initializeFlash(items)
 	d.sess.UserAuth = true // "when initialized, it has all credentials"
 	if dev != nil && keepMKEK {
 		st.Keys[0] = dev
@@ -346,8 +343,48 @@ func (d *Device) cmdInitialize(c apdu.Command) ([]byte, uint16) {
 		k := min(int(kds[0]), 16)
 		st.KeyDomains = bytes.Repeat([]byte{0xFF}, 2*k)
 	}
+	// EF 10A0 is written after the tags (and a random DKEK before it).
+	if len(dkeks) > 0 && dkeks[0] == 0 {
+		d.flashPut(fidDKEK, 32)
+	}
+	d.flashPut(fidKeyDomain, 2)
+	if len(kds) > 0 {
+		d.flashPut(fidKeyDomain, len(st.KeyDomains))
+	}
 	d.flashDirty = true
 	return nil, apdu.SWOK
+}
+
+// initializeFlash is what cmd_initialize.c does to the data pool before
+// the key domains: it wipes it (file.c initialize_flash), the first-start
+// files come back (scan_files), then the tags are written in the order
+// they come: the PINs, the retry counters, an empty EF_DKEK for tag 92,
+// and EF_PUKAUT with the empty PUK slots for tag 93.
+func (d *Device) initializeFlash(items []initTLV) {
+	d.setPool(nil)
+	d.rescanFiles()
+	d.dyn = []uint16{}
+	d.bootFiles()
+	for _, it := range items {
+		switch it.tag {
+		case 0x81:
+			d.flashPut(fidPIN1, pinFileSize)
+		case 0x82:
+			d.flashPut(fidSOPIN, pinFileSize)
+		case 0x91:
+			d.flashPut(fidPIN1Max, len(it.v))
+			d.flashPut(fidPIN1Tries, len(it.v))
+		case 0x92:
+			d.writeFile(fidDKEK, []byte{})
+		case 0x93:
+			if n, _, ok := d.pukSlots(); ok {
+				d.flashPut(fidPUKAuth, 4)
+				for i := range n {
+					d.writeFile(fidPUK+uint16(i), []byte{})
+				}
+			}
+		}
+	}
 }
 
 func (d *Device) newMKEK() error {

@@ -85,6 +85,9 @@ type Device struct {
 	rxData int
 	// auth is the RAM of public key authentication (auth.go).
 	auth authRAM
+	// dyn is the firmware's list of dynamic files in this session, nil
+	// until it is read from the flash (flash.go dynFiles).
+	dyn []uint16
 }
 
 // Open opens (or creates, as a factory-new device) the simulated device whose
@@ -156,7 +159,7 @@ func (d *Device) Reset()    {}
 // (../shared/pico-hsm/VECTORS.txt section 7, device E).
 func (d *Device) PowerCycle() error {
 	d.st.RAM = ram{}
-	d.hung, d.rx, d.rxData, d.auth = false, nil, 0, authRAM{}
+	d.hung, d.rx, d.rxData, d.auth, d.dyn = false, nil, 0, authRAM{}, nil
 	return d.save(false)
 }
 
