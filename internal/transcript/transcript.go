@@ -22,7 +22,9 @@ import (
 	"strings"
 )
 
-// Exchange is one command APDU and the response the firmware gave.
+// Exchange is one command APDU and the response the firmware gave. A
+// Response without bytes ("R: (0 bytes) SW=none") means the firmware never
+// answered: it hung (transcripts/differential/fw-p1.txt [117]).
 type Exchange struct {
 	N        int
 	Title    string
