@@ -24,6 +24,11 @@
 // so an ATR request can arrive at any time between APDUs. An empty answer,
 // or closing the connection, makes vpcd drop the connection and report the
 // card as removed (vicc_transmit calls vicc_eject when it reads 0 bytes).
+//
+// vpcd waits for an answer without a time limit (recvall blocks in
+// vicc_transmit, which holds the lock its presence polls need too), so a
+// card that never answers an APDU holds the reader until the connection
+// closes: that is how a hung Pico HSM looks through vpcd (ErrNoAnswer).
 package vpcd
 
 import (
@@ -62,6 +67,13 @@ const retryInterval = 50 * time.Millisecond
 // its own, because vpcd blocks until it receives an answer.
 var swNoDiagnosis = []byte{0x6F, 0x00}
 
+// ErrNoAnswer, returned (or wrapped) by Card.Transmit, makes Serve send no
+// answer at all: the card hangs, as the Pico HSM firmware does on some
+// APDUs (internal/sim hazard.go). vpcd keeps waiting until the connection
+// closes; a USB reader times out instead. Serve goes on reading vpcd's
+// messages, so the card can still answer what comes later.
+var ErrNoAnswer = errors.New("the card does not answer")
+
 // ErrClosed is returned by Serve when vpcd closed the connection between
 // two messages: pcscd stopped, or vpcd ejected the card.
 var ErrClosed = errors.New("vpcd closed the connection")
@@ -76,7 +88,8 @@ type Card interface {
 	PowerOff()
 	Reset()
 	// Transmit answers one command APDU with a response APDU (data and
-	// SW1 SW2). An error is answered with 6F00.
+	// SW1 SW2). An error that matches ErrNoAnswer gets no answer; any
+	// other error is answered with 6F00.
 	Transmit(cmd []byte) ([]byte, error)
 }
 
@@ -171,6 +184,9 @@ func serveConn(rw io.ReadWriter, card Card, logf func(string, ...any)) error {
 		default:
 			rsp, err := card.Transmit(msg)
 			switch {
+			case errors.Is(err, ErrNoAnswer):
+				logf("vpcd: no answer to the APDU: %v", err)
+				continue
 			case err != nil:
 				logf("vpcd: card failed: %v", err)
 				rsp = swNoDiagnosis

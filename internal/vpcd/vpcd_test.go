@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,8 @@ type fakeCard struct {
 	events []string
 	fail   bool
 	huge   bool
+	// hangOn makes Transmit return ErrNoAnswer for APDUs of this INS.
+	hangOn byte
 }
 
 func (c *fakeCard) record(e string) {
@@ -45,6 +49,8 @@ func (c *fakeCard) Transmit(cmd []byte) ([]byte, error) {
 	switch {
 	case c.fail:
 		return nil, errors.New("simulated failure")
+	case c.hangOn != 0 && len(cmd) >= 2 && cmd[1] == c.hangOn:
+		return nil, fmt.Errorf("%w: the firmware hangs", ErrNoAnswer)
 	case c.huge:
 		return make([]byte, maxMessage+1), nil
 	}
@@ -194,6 +200,44 @@ func TestServeCardErrors(t *testing.T) {
 			cancel()
 			waitErr(t, done)
 		})
+	}
+}
+
+// TestServeNoAnswer checks that an APDU the card hangs on gets no answer
+// at all, as from the firmware (issue 9 section 6): the next message vpcd
+// reads is the answer to its next request, and the card goes on answering.
+func TestServeNoAnswer(t *testing.T) {
+	vp := newFakeVPCD(t)
+	card := &fakeCard{hangOn: 0x24}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := startServe(ctx, vp.addr(), card, t)
+	conn := vp.accept()
+
+	send(t, conn, []byte{0x00, 0x24, 0x00, 0x81, 0x02, 0x31, 0x32})
+	// Nothing arrives while vpcd waits for the answer.
+	conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	var b [1]byte
+	if n, err := conn.Read(b[:]); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("vpcd read %d bytes (%v) after the APDU the card hangs on, want nothing", n, err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	send(t, conn, []byte{CtrlATR})
+	if got := recv(t, conn); !bytes.Equal(got, testATR) {
+		t.Errorf("answer to the next ATR request % X, want the ATR", got)
+	}
+	apdu := []byte{0x00, 0xA4, 0x04, 0x00, 0x02, 0xE8, 0x2B}
+	send(t, conn, apdu)
+	want := append(append([]byte(nil), apdu...), 0x90, 0x00)
+	if got := recv(t, conn); !bytes.Equal(got, want) {
+		t.Errorf("answer to the next APDU % X, want % X", got, want)
+	}
+	if ev := card.Events(); len(ev) != 3 || ev[0] != "apdu" {
+		t.Errorf("events %v, want apdu, atr, apdu", ev)
+	}
+	cancel()
+	if err := waitErr(t, done); err != nil {
+		t.Errorf("Serve = %v, want nil", err)
 	}
 }
 
