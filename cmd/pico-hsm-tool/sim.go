@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,7 +19,7 @@ import (
 func newSimCmd(g *globals) *cobra.Command {
 	cmd := groupCmd("sim", "Manage the simulated Pico HSM (rehearsals and tests)", true)
 	var addr string
-	var blank bool
+	var blank, hangs bool
 	bridge := &cobra.Command{
 		Use:   "bridge STATE",
 		Short: "Attach the simulated device in STATE to vsmartcard's vpcd reader in pcscd",
@@ -26,7 +27,12 @@ func newSimCmd(g *globals) *cobra.Command {
 pcscd, OpenSC and this tool reach it through the real PC/SC stack.
 
 Signals: SIGUSR1 removes the card from the reader, SIGUSR2 inserts it again,
-SIGHUP power-cycles the device (its RAM is lost, as when it is unplugged).`,
+SIGHUP power-cycles the device (its RAM is lost, as when it is unplugged).
+
+With --firmware-hangs the device hangs where the Pico HSM firmware does (CHANGE
+PIN on a device never initialized, a 1-byte APDU): it answers nothing, and vpcd
+keeps the reader waiting, until SIGHUP power-cycles it, which also takes it out
+of the reader and puts it back, as unplugging the real one does.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if blank {
@@ -37,6 +43,7 @@ SIGHUP power-cycles the device (its RAM is lost, as when it is unplugged).`,
 				return err
 			}
 			defer d.Close()
+			d.FirmwareHangs = hangs
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			logf := func(format string, a ...any) {
@@ -45,16 +52,26 @@ SIGHUP power-cycles the device (its RAM is lost, as when it is unplugged).`,
 				}
 			}
 			card := &lockedCard{d: d}
-			srv := &vpcd.Server{Addr: addr, Card: card, Logf: logf}
+			srv := &vpcd.Server{Addr: addr, Card: silentHang{card}, Logf: logf}
 			srv.HandleSignals(ctx)
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			go func() {
 				for range hup {
+					// vpcd still waits for the answer to the APDU the
+					// device hung on: only closing the connection ends
+					// that wait, as unplugging the device does.
+					hung := card.hung()
+					if hung {
+						srv.Remove()
+					}
 					if err := card.powerCycle(); err != nil {
 						fmt.Fprintf(g.stderr, "pico-hsm-tool: power cycle: %v\n", err)
 					} else {
 						logf("simulated device power-cycled")
+					}
+					if hung {
+						srv.Insert()
 					}
 				}
 			}()
@@ -66,6 +83,7 @@ SIGHUP power-cycles the device (its RAM is lost, as when it is unplugged).`,
 		defAddr = a
 	}
 	bridge.Flags().BoolVar(&blank, "blank", false, "serve a card without the SmartCard-HSM application instead (STATE is ignored)")
+	bridge.Flags().BoolVar(&hangs, "firmware-hangs", false, "hang, answering nothing, on the APDUs that hang the Pico HSM firmware (until SIGHUP)")
 	bridge.Flags().StringVar(&addr, "addr", defAddr, "vpcd `host:port`; PICO_HSM_VPCD_ADDR sets the default")
 
 	power := &cobra.Command{
@@ -84,6 +102,21 @@ SIGHUP power-cycles the device (its RAM is lost, as when it is unplugged).`,
 	cmd.AddCommand(bridge, power)
 	return cmd
 }
+
+// silentHang passes a hang of the simulated device (sim.ErrHung) on to vpcd
+// as no answer at all, as the hung firmware gives.
+type silentHang struct{ *lockedCard }
+
+func (c silentHang) Transmit(cmd []byte) ([]byte, error) {
+	r, err := c.lockedCard.Transmit(cmd)
+	if errors.Is(err, sim.ErrHung) {
+		return nil, fmt.Errorf("%w: %w", vpcd.ErrNoAnswer, err)
+	}
+	return r, err
+}
+
+// hung reports whether the simulated device hangs.
+func (c *lockedCard) hung() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.d.Hung() }
 
 // serveBlank attaches a card that has no SmartCard-HSM application: it
 // answers every SELECT with 6A82 and every other command with 6D00, so that

@@ -37,3 +37,7 @@ func (d *Device) hangs(cmd []byte) bool {
 	_, _, nc := sdkParse(cmd, len(cmd))
 	return nc >= 1 && nc <= 16
 }
+
+// Hung reports whether the device hangs (FirmwareHangs), answering nothing
+// until PowerCycle.
+func (d *Device) Hung() bool { return d.hung }

@@ -37,8 +37,14 @@ func TestFirmwareHangs(t *testing.T) {
 			if _, err := d.Transmit(selectAID()); !errors.Is(err, ErrHung) {
 				t.Fatalf("the next APDU: error %v, want ErrHung", err)
 			}
+			if !d.Hung() {
+				t.Error("Hung() = false on a hung device")
+			}
 			if err := d.PowerCycle(); err != nil {
 				t.Fatal(err)
+			}
+			if d.Hung() {
+				t.Error("Hung() = true after a power cycle")
 			}
 			d.ok("SELECT after a power cycle", selectAID())
 		})
