@@ -83,7 +83,10 @@ func (t tapped) Transmit(cmd []byte) ([]byte, error) {
 // into it fail the way the real PC/SC stack fails (see pcsc.classify): a
 // removed card is SCARD_W_REMOVED_CARD, a reset SCARD_W_RESET_CARD, and a
 // pcscd gone SCARD_E_NO_SERVICE, so that every layer above, and the
-// messages the user reads, behave as they do with a real reader.
+// messages the user reads, behave as they do with a real reader. A device
+// whose firmware hangs (sim.ErrHung, with Device.FirmwareHangs on) never
+// answers; to the host that is a card that does not respond,
+// SCARD_W_UNRESPONSIVE_CARD, and the advice to unplug it.
 type simCard struct {
 	d      *sim.Device
 	reader string
@@ -98,6 +101,8 @@ func (s simCard) Transmit(cmd []byte) ([]byte, error) {
 		return nil, &pcsc.Error{Op: "transmit", Reader: s.reader, Kind: pcsc.ErrCardRemoved, Code: scard.ErrResetCard}
 	case errors.Is(err, sim.ErrNoService):
 		return nil, &pcsc.Error{Op: "transmit", Reader: s.reader, Kind: pcsc.ErrNoService, Code: scard.ErrNoService}
+	case errors.Is(err, sim.ErrHung):
+		return nil, &pcsc.Error{Op: "transmit", Reader: s.reader, Kind: pcsc.ErrCardUnresponsive, Code: scard.ErrUnresponsiveCard}
 	}
 	return r, err
 }

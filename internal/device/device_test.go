@@ -95,6 +95,35 @@ func TestSimFaults(t *testing.T) {
 	}
 }
 
+// A simulated device whose firmware hangs (issue 9 section 6) fails as a
+// card that does not respond: the command is interrupted, its outcome
+// unknown, and the message says to unplug the device.
+func TestSimHang(t *testing.T) {
+	defer func() { TestHook = nil }()
+	TestHook = func(conn *Conn) { conn.Sim.FirmwareHangs = true }
+	path := filepath.Join(t.TempDir(), "dev.json")
+	conn, err := Open(Options{Reader: "sim:" + path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// CHANGE PIN on a device never initialized hangs the firmware. The
+	// tool never sends it; the transport is driven directly here.
+	tr := simCard{conn.Sim, conn.Reader}
+	_, err = tr.Transmit([]byte{0x00, 0x24, 0x00, 0x81, 0x02, 0x31, 0x32, 0x33, 0x34})
+	want := `the card does not respond: unplug it and plug it in again (transmit "sim:` + path + `": SCARD_W_UNRESPONSIVE_CARD)`
+	if !errors.Is(err, pcsc.ErrCardUnresponsive) || !errors.Is(err, scard.ErrUnresponsiveCard) || err.Error() != want {
+		t.Fatalf("err %v\nwant %s", err, want)
+	}
+	if !Interrupted(err) || !OutcomeUnknown(err) || Refused(err) || Again(err) != "" {
+		t.Errorf("Interrupted %v, OutcomeUnknown %v, Refused %v, Again %q", Interrupted(err), OutcomeUnknown(err), Refused(err), Again(err))
+	}
+	// Every later APDU of the session gets no answer either.
+	if _, err := conn.PINStatus(0x81); !errors.Is(err, pcsc.ErrCardUnresponsive) {
+		t.Errorf("VERIFY after the hang: %v", err)
+	}
+}
+
 // Intercept sees every APDU and may answer in the device's place.
 func TestIntercept(t *testing.T) {
 	defer func() { TestHook = nil }()
