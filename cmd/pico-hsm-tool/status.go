@@ -55,6 +55,9 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 		return writeDeviceJSON(g, conn.Reader, "status", st)
 	}
 	st.WriteText(g.stdout)
+	if st.KCVVerified && st.KCV == hsm.ZeroDKEKKCV {
+		g.note("WARNING: the DKEK is all zeros (key check value %s): its shares cancelled each other out, a share imported twice for instance, so it protects nothing; re-initialize the device and have each custodian import their own share once", st.KCV)
+	}
 	if st.KCV != "" && !st.KCVVerified {
 		g.note("note: a Pico HSM shows the DKEK key check value only after user PIN verification; add --pin to see the real value")
 	}

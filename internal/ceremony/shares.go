@@ -82,12 +82,8 @@ func sameShare(a, b string) error {
 	return fmt.Errorf("%s and %s hold the same share: each custodian must bring their own share file", a, b)
 }
 
-// zeroKCV is the key check value of an all-zero DKEK, 66687AADF862BD77:
-// what the device reports when every share was cancelled out by its twin.
-var zeroKCV = func() string {
-	k := hsm.KCV(make([]byte, dkekshare.ShareSize))
-	return fmt.Sprintf("%X", k[:])
-}()
+// zeroKCV is the key check value of an all-zero DKEK.
+const zeroKCV = hsm.ZeroDKEKKCV
 
 // CheckShares refuses decrypted shares that would make a DKEK someone
 // knows without the others, before any of them reaches the device: an

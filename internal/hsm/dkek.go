@@ -92,3 +92,8 @@ func KCV(dkek []byte) [8]byte {
 	copy(k[:], sum[:8])
 	return k
 }
+
+// ZeroDKEKKCV is the key check value of an all-zero DKEK (KCV of 32 zero
+// bytes): what a device reports when shares cancelled each other out, a
+// share imported twice, say. Such a DKEK protects nothing.
+const ZeroDKEKKCV = "66687AADF862BD77"

@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -67,5 +68,13 @@ func TestBlankNote(t *testing.T) {
 		if strings.Contains(got.Error(), "648219") {
 			t.Errorf("blankNote repeats the PIN: %v", got)
 		}
+	}
+}
+
+// TestZeroDKEKKCV: the constant is the check value of 32 zero bytes.
+func TestZeroDKEKKCV(t *testing.T) {
+	k := KCV(make([]byte, 32))
+	if got := strings.ToUpper(hex.EncodeToString(k[:])); got != ZeroDKEKKCV {
+		t.Fatalf("KCV of zeros = %s, ZeroDKEKKCV = %s", got, ZeroDKEKKCV)
 	}
 }
