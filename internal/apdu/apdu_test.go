@@ -182,6 +182,24 @@ func TestChannelWrongLe(t *testing.T) {
 	}
 }
 
+// TestChannelRefusesShortCommands checks the guard against the firmware's
+// hazard: bytes shorter than a command header never reach the transport
+// (a 1-byte APDU hangs the Pico HSM firmware, issue 9 section 6).
+func TestChannelRefusesShortCommands(t *testing.T) {
+	for _, raw := range [][]byte{nil, {0x00}, {0x00, 0xA4}, {0x00, 0xA4, 0x04}} {
+		s := &script{t: t} // fails on any command
+		_, err := (&Channel{T: s}).roundTrip(Command{Name: "TEST"}, raw)
+		if !errors.Is(err, ErrShortCommand) || !strings.HasPrefix(err.Error(), "TEST: ") {
+			t.Errorf("% X: err = %v, want ErrShortCommand", raw, err)
+		}
+	}
+	// The shortest command Encode makes, case 1, is the header itself.
+	s := &script{t: t, want: []string{"00A40400"}, resp: []string{"9000"}}
+	if _, err := (&Channel{T: s}).Do(Command{INS: 0xA4, P1: 0x04}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestChannelStatusIsReturned(t *testing.T) {
 	s := &script{t: t, want: []string{"0020008106363438323130"}, resp: []string{"63C2"}}
 	_, err := (&Channel{T: s}).Do(Command{INS: 0x20, P2: 0x81, Data: []byte("648210"), Secret: true})

@@ -2,6 +2,7 @@ package apdu
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,6 +14,18 @@ import (
 type Transport interface {
 	Transmit(cmd []byte) ([]byte, error)
 }
+
+// minCommand is the shortest command APDU the channel sends: the 4-byte
+// header CLA INS P1 P2 of case 1 (ISO 7816-4:2013 section 5.1). The Pico
+// HSM firmware hangs on a 1-byte APDU until it is unplugged
+// (testdata/pico-hsm/README.md, "Firmware hazards"), and vpcd would take
+// one for a control code; Encode never makes anything shorter, and
+// roundTrip refuses it should anything else try.
+const minCommand = 4
+
+// ErrShortCommand is returned, without transmitting anything, for command
+// bytes shorter than minCommand.
+var ErrShortCommand = errors.New("apdu: refusing to send a command shorter than its 4-byte header")
 
 // maxGetResponse bounds the GET RESPONSE loop so that a misbehaving card
 // cannot keep the host busy forever.
@@ -86,6 +99,9 @@ func (ch *Channel) Do(c Command) ([]byte, error) {
 }
 
 func (ch *Channel) roundTrip(c Command, raw []byte) (Response, error) {
+	if len(raw) < minCommand {
+		return Response{}, fmt.Errorf("%s: %w (%d bytes)", c.label(), ErrShortCommand, len(raw))
+	}
 	if ch.Trace != nil {
 		fmt.Fprintf(ch.Trace, "> %s\n", TraceCommand(c, raw))
 	}

@@ -87,6 +87,18 @@ func (e *PINError) Error() string {
 
 func (e *PINError) Unwrap() error { return e.Err }
 
+// PIN commands that change a PIN (CHANGE REFERENCE DATA, 00 24 00 81 or
+// 88; change-pin, change-so-pin and friends when they come) must first
+// check that the device is initialized, with PINStatus of that PIN: its
+// NotInitialized (6A88) means never send the command. On a device never
+// initialized the PIN files hold only the zeros of the first start, and
+// the firmware hangs on CHANGE PIN with a PIN of 1 to 16 bytes: it never
+// answers and spins until it is unplugged (issue 9 section 6;
+// testdata/pico-hsm/README.md, "Firmware hazards"; recorded in
+// transcripts/differential/fw-p1.txt, step "risky: 002400810C…"). Refuse
+// with ErrNotInitialized instead, before anything is sent. (The other
+// hazard, a 1-byte APDU, is refused by apdu.Channel for every command.)
+
 // ErrNotInitialized means the device has never been initialized.
 var ErrNotInitialized = errors.New("the device has never been initialized: run initialize first")
 
