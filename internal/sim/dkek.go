@@ -133,7 +133,7 @@ func (d *Device) domainInUse(dom byte) bool {
 		return false
 	}
 	for f := range d.st.Files {
-		if f != flashKey && f != fidKey(fidDevCert) && f != fidKey(fidDevPRKD) && f != fidKey(fidDevEE) {
+		if f != fidKey(fidDevCert) && f != fidKey(fidDevPRKD) && f != fidKey(fidDevEE) {
 			return true
 		}
 	}

@@ -61,10 +61,6 @@ var flashStatic = map[uint16]bool{
 	fidSOPINTries: true, fidKeyDomain: true, fidPUKAuth: true, fidMeta: true,
 }
 
-// flashKey is where the pool is kept in the state: among the files, under
-// a name that is no FID (fidKey always gives four hex digits).
-const flashKey = "flash"
-
 // flashBlock is one file in the data pool, in the chain from the top.
 type flashBlock struct {
 	addr int
@@ -74,11 +70,12 @@ type flashBlock struct {
 
 func (b flashBlock) end() int { return b.addr + flashBlockHeader + b.n }
 
-// pool reads the chain from the state. A state written before the pool
-// was modelled gets one built from its files in creation order.
+// pool reads the chain from the state (state.Flash). A state written
+// before the pool was modelled gets one built from its files in creation
+// order.
 func (d *Device) pool() []flashBlock {
-	raw, ok := d.st.Files[flashKey]
-	if !ok {
+	raw := d.st.Flash
+	if raw == nil {
 		return d.rebuildPool()
 	}
 	var out []flashBlock
@@ -99,7 +96,7 @@ func (d *Device) setPool(p []flashBlock) {
 		raw = binary.BigEndian.AppendUint16(raw, b.fid)
 		raw = binary.BigEndian.AppendUint16(raw, uint16(b.n))
 	}
-	d.st.Files[flashKey] = raw
+	d.st.Flash = raw
 	d.flashDirty = true
 }
 

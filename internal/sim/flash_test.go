@@ -90,7 +90,7 @@ func TestPoolFromOlderState(t *testing.T) {
 	d := loggedIn(t, 0)
 	d.genEC(5, "secp256r1")
 	d.genEC(2, "secp256r1")
-	delete(d.st.Files, flashKey)
+	d.st.Flash = nil
 	d.rescanFiles()
 	if got := d.ok("LIST", listKeys()); !bytes.Equal(got, hx("C4 00 CC 00 CC 05 CC 02 C4 05 C4 02")) {
 		t.Errorf("LIST % X", got)

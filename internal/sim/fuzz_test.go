@@ -165,12 +165,7 @@ func restoreDevice(snap []byte) (*Device, error) {
 	if err := json.Unmarshal(snap, &st); err != nil {
 		return nil, err
 	}
-	if st.Files == nil {
-		st.Files = map[string][]byte{}
-	}
-	if st.Keys == nil {
-		st.Keys = map[byte]*key{}
-	}
+	st.upgrade()
 	return &Device{st: &st, sess: &st.RAM.Session, rand: rand.Reader}, nil
 }
 

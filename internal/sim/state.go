@@ -40,6 +40,11 @@ type state struct {
 	Files map[string][]byte `json:"files"`
 	// Keys are the key files CCxx by key reference; 0 is the device key.
 	Keys map[byte]*key `json:"keys"`
+	// Flash is the layout of the data pool (flash.go): for every file in
+	// it, from the top, its address (4 bytes), FID (2) and length (2). Nil
+	// in a state written before the pool was modelled; the pool is then
+	// rebuilt from the files.
+	Flash []byte `json:"flash,omitempty"`
 	// Order lists the dynamic files (keys included) in creation order,
 	// which is the order LIST KEYS answers in (cmd_list_keys.c walks the
 	// dynamic file list).
@@ -183,13 +188,29 @@ func (s *store) load() (*state, error) {
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("simulated device: %s has state version %d, this tool reads %d", s.path, st.Version, stateVersion)
 	}
+	st.upgrade()
+	return &st, nil
+}
+
+// legacyFlashKey is where states written by an earlier build kept the
+// data pool's layout: among the files, under a name that is no FID.
+const legacyFlashKey = "flash"
+
+// upgrade fills what a state read from JSON may lack: the maps when empty,
+// and the pool's layout from where an earlier build kept it.
+func (st *state) upgrade() {
 	if st.Files == nil {
 		st.Files = map[string][]byte{}
 	}
 	if st.Keys == nil {
 		st.Keys = map[byte]*key{}
 	}
-	return &st, nil
+	if raw, ok := st.Files[legacyFlashKey]; ok {
+		if st.Flash == nil {
+			st.Flash = raw
+		}
+		delete(st.Files, legacyFlashKey)
+	}
 }
 
 func marshalState(st *state) ([]byte, error) { return json.MarshalIndent(st, "", " ") }

@@ -9,6 +9,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -353,5 +354,76 @@ func TestStateLockExclusive(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lock file left: %v", err)
+	}
+}
+
+// TestStateFlashFromEarlierBuild checks the pool's layout in a state file
+// written by the build that kept it among the files (under "flash"): it is
+// read from there, saved in its own field from then on, and LIST KEYS
+// answers in the same order as before, not in the creation order a
+// rebuilt pool would give.
+func TestStateFlashFromEarlierBuild(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.json")
+	d := openDev(t, path)
+	d.ok("SELECT", selectAID())
+	d.ok("INITIALIZE", initialize(initData(0)))
+	d.ok("SELECT", selectAID())
+	d.ok("VERIFY", verifyPIN(userPIN))
+	d.genEC(1, "secp256r1")
+	d.genEC(2, "secp256r1")
+	d.ok("DELETE CC01", deleteFID(0xCC01))
+	d.ok("AES 3", genAES(3, 0xB0, nil)) // small: into the gap CC01 left
+	d.ok("SELECT", selectAID())
+	want := d.ok("LIST", listKeys())
+	if !bytes.Equal(want, hx("C4 00 CC 00 CC 03 CC 02 C4 01 C4 02 C4 03")) {
+		t.Fatalf("LIST % X: the AES key did not take the gap, so this test shows nothing", want)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Rewrite the file as the earlier build wrote it.
+	var top map[string]json.RawMessage
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &top)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files map[string]json.RawMessage
+	if err := json.Unmarshal(top["files"], &files); err != nil {
+		t.Fatal(err)
+	}
+	files["flash"] = top["flash"]
+	delete(top, "flash")
+	top["files"], _ = json.Marshal(files)
+	b, _ = json.Marshal(top)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	d = openDev(t, path)
+	if _, ok := d.st.Files["flash"]; ok || d.st.Flash == nil {
+		t.Fatalf("the layout was not moved out of the files: flash %x", d.st.Flash)
+	}
+	d.ok("SELECT", selectAID())
+	if got := d.ok("LIST", listKeys()); !bytes.Equal(got, want) {
+		t.Errorf("LIST % X after loading the earlier layout, want % X", got, want)
+	}
+	d.ok("VERIFY", verifyPIN(userPIN)) // a change, so the state is saved
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	top = nil
+	files = nil
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(top["files"], &files)
+	if _, ok := files["flash"]; ok || top["flash"] == nil {
+		t.Errorf("saved again: top-level flash %s, files flash %s", top["flash"], files["flash"])
 	}
 }
