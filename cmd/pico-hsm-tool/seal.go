@@ -1,0 +1,126 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keyimport"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/wrap"
+)
+
+// maxKeyFile bounds a software key file: an RSA-4096 PEM is about 3.3 KB.
+const maxKeyFile = 64 * 1024
+
+func newSealKeyCmd(g *globals) *cobra.Command {
+	var d dkekFlags
+	var keyPath, out, label, id string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "seal-key --key FILE --dkek-share F... --out FILE.bin",
+		Short: "Seal a software key under the DKEK into a wrapped-key file, with no device",
+		Long: `Seal a software private key under the DKEK that the share files make, into
+the wrapped-key file sc-hsm-tool --wrap-key writes, on a machine with no
+device. Any device that holds the same DKEK restores it with unwrap-key or
+with OpenSC's sc-hsm-tool --unwrap-key; inspect --dkek-share proves it.
+
+  --key  RSA 1024 to 4096 bits (PKCS#1 or PKCS#8), EC on secp256r1, secp384r1,
+         secp521r1, secp256k1, brainpoolP256r1, brainpoolP384r1 or
+         brainpoolP512r1 (SEC 1 or PKCS#8), PEM or DER, unencrypted; AES-128,
+         -192 or -256 as a file of 16, 24 or 32 bytes or of their hex digits
+
+The label defaults to the key file's name without its extension, the ID to
+OpenSC's ID for the key pair (the SHA-1 of the RSA modulus or of the EC
+point; 01 for AES). The file carries no certificate: the device writes a
+new CV request for the key when it unwraps it. The DKEK and the key exist
+only in memory and are wiped after use; the software key file is left as it
+was.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case keyPath == "":
+				return errors.New("--key is required: give the software private key file to seal")
+			case out == "":
+				return errors.New("--out is required: give the wrapped-key file to write, e.g. signing.bin")
+			case out == "-":
+				return errors.New("--out -: '-' is not a file name here: a wrapped key is a binary file and does not go to standard output; give the file to write, e.g. signing.bin")
+			case len(d.files) == 0:
+				return errors.New("--dkek-share is required: the key is sealed under the DKEK that its share files make")
+			}
+			var idBytes []byte
+			if id != "" {
+				var err error
+				if idBytes, err = parseKeyID(strings.TrimPrefix(id, "0x"), id, "give the ID in hex, e.g. --id 01"); err != nil {
+					return err
+				}
+			}
+			if !force {
+				if err := atomicfile.CheckAbsent(out); err != nil {
+					return err
+				}
+			}
+			if !cmd.Flags().Changed("label") {
+				label = strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))
+			}
+			raw, err := readKeyFile(keyPath)
+			defer secret.Wipe(raw)
+			if err != nil {
+				return err
+			}
+			key, err := keyimport.Parse(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", keyPath, err)
+			}
+			defer key.Wipe()
+			dkek, err := g.dkek(&d)
+			defer secret.Wipe(dkek)
+			if err != nil {
+				return err
+			}
+			f, err := keyimport.Seal(key, dkek, keyimport.Options{Label: label, ID: idBytes, Rand: rand.Reader})
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.Write(out, f.Marshal(), 0o600, force); err != nil {
+				return err
+			}
+			kcv := wrap.Derive(dkek)
+			kcv.Wipe()
+			fmt.Fprintf(g.stdout, "Sealed %s from %s under DKEK %X into %s; %s still holds the key in the clear\n", key, keyPath, kcv.KCV, out, keyPath)
+			return nil
+		},
+	}
+	d.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&keyPath, "key", "", "the software private key file (PEM, DER, raw or hex AES)")
+	fl.StringVar(&out, "out", "", "the wrapped-key file to write")
+	fl.StringVar(&label, "label", "", "the key's label (default: the key file's name without extension)")
+	fl.StringVar(&id, "id", "", "the key's ID in hex (default: OpenSC's ID for the key pair)")
+	fl.BoolVarP(&force, "force", "f", false, "replace the --out file if it exists")
+	return cmd
+}
+
+// readKeyFile reads a software key file of at most maxKeyFile bytes.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, errors.Unwrap(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return b, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxKeyFile {
+		return b, fmt.Errorf("%s: larger than any private key (%d bytes at most): give a PEM, DER or AES key file", path, maxKeyFile)
+	}
+	return b, nil
+}
