@@ -287,10 +287,8 @@ func parsePKCS1(der []byte, format string) (*Key, error) {
 		return nil, fmt.Errorf("%w: an RSA key that does not parse or check out: %v", ErrUnsupported, err)
 	}
 	defer func() {
-		rk.D.SetInt64(0)
-		for _, p := range rk.Primes {
-			p.SetInt64(0)
-		}
+		wipeInt(rk.D, rk.Precomputed.Dp, rk.Precomputed.Dq, rk.Precomputed.Qinv)
+		wipeInt(rk.Primes...)
 	}()
 	if n := rk.N.BitLen(); n < 1024 || n > 4096 {
 		return nil, fmt.Errorf("%w: RSA %d; the device holds RSA keys of 1024 to 4096 bits; %s", ErrUnsupported, n, Supported)
@@ -400,4 +398,14 @@ func Seal(k *Key, dkek []byte, o Options) (*wrap.File, error) {
 		return nil, err
 	}
 	return &wrap.File{Blob: blob, PRKD: d.Marshal()}, nil
+}
+
+// wipeInt zeroes the words of each x (big.Int keeps its magnitude in one
+// slice, which SetInt64(0) would only shorten).
+func wipeInt(xs ...*big.Int) {
+	for _, x := range xs {
+		if x != nil {
+			clear(x.Bits())
+		}
+	}
 }

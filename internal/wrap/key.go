@@ -31,7 +31,11 @@ func RSAKey(n, e, d *big.Int) (*Key, error) {
 // (mbedtls_ecp_point_write_binary, MBEDTLS_ECP_PF_UNCOMPRESSED) and d at
 // minimal length. Q is computed from d.
 func ECKey(c *ecc.Curve, d []byte) (*Key, error) {
-	dd := new(big.Int).SetBytes(d).FillBytes(make([]byte, c.ScalarLen()))
+	if len(d) > c.ScalarLen() {
+		return nil, fmt.Errorf("an EC private key on %s is at most %d bytes, not %d", c.Name, c.ScalarLen(), len(d))
+	}
+	dd := make([]byte, c.ScalarLen())
+	copy(dd[len(dd)-len(d):], d)
 	defer clear(dd)
 	q, err := c.PublicKey(dd)
 	if err != nil {
