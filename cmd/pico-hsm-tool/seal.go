@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,7 @@ const maxKeyFile = 64 * 1024
 func newSealKeyCmd(g *globals) *cobra.Command {
 	var d dkekFlags
 	var keyPath, out, label, id string
-	var force bool
+	var force, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "seal-key --key FILE --dkek-share F... --out FILE.bin",
 		Short: "Seal a software key under the DKEK into a wrapped-key file, with no device",
@@ -85,15 +86,23 @@ was.`,
 			if err != nil {
 				return err
 			}
+			if idBytes == nil {
+				idBytes = key.DefaultID()
+			}
 			f, err := keyimport.Seal(key, dkek, keyimport.Options{Label: label, ID: idBytes, Rand: rand.Reader})
 			if err != nil {
 				return err
 			}
-			if err := atomicfile.Write(out, f.Marshal(), 0o600, force); err != nil {
+			data := f.Marshal()
+			if err := atomicfile.Write(out, data, 0o600, force); err != nil {
 				return err
 			}
 			kcv := wrap.Derive(dkek)
 			kcv.Wipe()
+			if asJSON {
+				return writeJSON(g, sealResult{Key: key.String(), Format: key.Format, Label: label, ID: fmt.Sprintf("%X", idBytes),
+					KCV: fmt.Sprintf("%X", kcv.KCV), Path: out, SHA256: fmt.Sprintf("%x", sha256.Sum256(data)), Size: len(data)})
+			}
 			fmt.Fprintf(g.stdout, "Sealed %s from %s under DKEK %X into %s; %s still holds the key in the clear\n", key, keyPath, kcv.KCV, out, keyPath)
 			return nil
 		},
@@ -105,7 +114,20 @@ was.`,
 	fl.StringVar(&label, "label", "", "the key's label (default: the key file's name without extension)")
 	fl.StringVar(&id, "id", "", "the key's ID in hex (default: OpenSC's ID for the key pair)")
 	fl.BoolVarP(&force, "force", "f", false, "replace the --out file if it exists")
+	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// sealResult is what seal-key --json prints.
+type sealResult struct {
+	Key    string `json:"key"`
+	Format string `json:"format"`
+	Label  string `json:"label"`
+	ID     string `json:"id"`
+	KCV    string `json:"dkek_kcv"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Size   int    `json:"size"`
 }
 
 // readKeyFile reads a software key file of at most maxKeyFile bytes.
