@@ -1,0 +1,118 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keyimport"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+)
+
+func newImportKeyCmd(g *globals) *cobra.Command {
+	var d dkekFlags
+	var p pinFlags
+	var keyPath, label, id string
+	var ref int
+	var noExport, allowDup, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "import-key --key FILE --dkek-share F... --pin PIN",
+		Short: "Import a software key into the device through the DKEK, and prove it is there and works",
+		Long: `Import a software private key into the device: it is sealed in memory under
+the DKEK that the share files make, sent with UNWRAP KEY, and checked.
+
+  --key  RSA 1024 to 4096 bits (PKCS#1 or PKCS#8), EC on secp256r1, secp384r1,
+         secp521r1, secp256k1, brainpoolP256r1, brainpoolP384r1 or
+         brainpoolP512r1 (SEC 1 or PKCS#8), PEM or DER, unencrypted; AES-128,
+         -192 or -256 as a file of 16, 24 or 32 bytes or of their hex digits
+
+Before the device changes, the key file is read, the DKEK check value of the
+shares compared with the device's, the key reference checked (the lowest
+free one, or --key-reference N, which must be free) and the label and ID
+compared with the other keys' (a duplicate is refused unless
+--allow-duplicate). After UNWRAP KEY, the public key the device shows for
+the key is compared with the software key's, and the device signs a random
+digest that the software key verifies (RSA and EC; AES keys have nothing to
+compare). Only then is the PKCS#15 description written, so that
+pkcs15-tool -D and pkcs11-tool -O list the key under its label and ID.
+
+The label defaults to the key file's name without its extension, the ID to
+OpenSC's ID for the key pair (the SHA-1 of the RSA modulus or of the EC
+point; 01 for AES). With --no-export the key can never leave the device:
+WRAP is left out of its allowed algorithms. The DKEK, the key and the PIN
+exist only in memory and are wiped after use; the software key file is left
+as it was: destroy it or lock it away.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case keyPath == "":
+				return errors.New("--key is required: give the software private key file to import")
+			case len(d.files) == 0:
+				return errors.New("--dkek-share is required: the key goes into the device under the DKEK that its share files make")
+			}
+			var idBytes []byte
+			if id != "" {
+				var err error
+				if idBytes, err = parseKeyID(strings.TrimPrefix(id, "0x"), id, "give the ID in hex, e.g. --id 01"); err != nil {
+					return err
+				}
+			}
+			if !cmd.Flags().Changed("key-reference") {
+				ref = -1
+			}
+			if !cmd.Flags().Changed("label") {
+				label = strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))
+			}
+			raw, err := readKeyFile(keyPath)
+			defer secret.Wipe(raw)
+			if err != nil {
+				return err
+			}
+			key, err := keyimport.Parse(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", keyPath, err)
+			}
+			defer key.Wipe()
+			dkek, err := g.dkek(&d)
+			defer secret.Wipe(dkek)
+			if err != nil {
+				return err
+			}
+			conn, pin, done, err := g.openWithPIN(p.pin)
+			if err != nil {
+				return err
+			}
+			defer done()
+			res, err := keyimport.Import(conn, key, dkek, keyimport.ImportOptions{Name: keyPath, Label: label, ID: idBytes, Ref: ref,
+				NoExport: noExport, AllowDuplicate: allowDup, PIN: pin, AllowLastTry: p.lastTry, Rand: rand.Reader})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeDeviceJSON(g, conn.Reader, "result", res)
+			}
+			check := "AES key: no public key or signature to check"
+			if res.SignatureVerified {
+				check = "its public key matches the software key's and a test signature by the device verifies with it"
+			}
+			fmt.Fprintf(g.stdout, "Imported %s from %s at key reference %d, label %q, ID %s; %s\n", res.Key, keyPath, res.Ref, res.Label, res.ID, check)
+			fmt.Fprintf(g.stdout, "%s still holds the key in the clear: destroy it or lock it away, the device copy is now the one to protect\n", keyPath)
+			return nil
+		},
+	}
+	d.register(cmd)
+	p.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&keyPath, "key", "", "the software private key file (PEM, DER, raw or hex AES)")
+	decimalVar(fl, &ref, "key-reference", "i", -1, "key reference from 1 to 255, which must be free (default: the lowest free one)")
+	fl.StringVar(&label, "label", "", "the key's label (default: the key file's name without extension)")
+	fl.StringVar(&id, "id", "", "the key's ID in hex (default: OpenSC's ID for the key pair)")
+	fl.BoolVar(&noExport, "no-export", false, "the key can never leave the device: leave WRAP out of its allowed algorithms")
+	fl.BoolVar(&allowDup, "allow-duplicate", false, "import the key even if another key has its label or ID (it makes --label and --id ambiguous)")
+	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
