@@ -1,0 +1,85 @@
+package main
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/testbed"
+)
+
+// TestE2EImportKeyPKCS11 imports software keys with import-key through
+// pcscd into a device whose DKEK was imported from a share, checks that
+// pkcs15-tool lists them under their labels and IDs, and that the RSA and
+// P-256 keys sign, through pkcs11-tool, what the software public keys
+// verify.
+func TestE2EImportKeyPKCS11(t *testing.T) {
+	testbed.SkipShort(t)
+	dir := t.TempDir()
+	share := filepath.Join(vectorsDir, "dkek-share-1.pbe")
+	keys := []struct{ file, label, id, mech, want string }{
+		{"rsa2048-pkcs8.pem", "imp-rsa", "41", "SHA256-RSA-PKCS", "Imported RSA 2048"},
+		{"ec-prime256v1-pkcs8.der", "imp-p256", "42", "ECDSA-SHA256", "Imported EC secp256r1"},
+		{"ec-secp256k1-sec1.pem", "imp-k1", "43", "", "Imported EC secp256k1"},
+		{"aes256.hex", "imp-aes", "44", "", "Imported AES 256"},
+	}
+	bed, _ := startBed(t, "import")
+	run := runner(t, bed)
+	run("sc-hsm-tool", "--initialize", "--so-pin", "3537363231383830", "--pin", "648219", "--dkek-shares", "1")
+	run("pico-hsm-tool", "import-dkek-share", share, "--password", "seed-share-1-Pw", "--pin", "648219")
+	for _, k := range keys {
+		out := run("pico-hsm-tool", "import-key", "--key", filepath.Join("../../internal/keyimport/testdata", k.file), "--dkek-share", share,
+			"--password", "seed-share-1-Pw", "--pin", "648219", "--label", k.label, "--id", k.id)
+		if !strings.Contains(out, k.want) || !strings.Contains(out, "still holds the key in the clear") {
+			t.Fatalf("import-key %s: %s", k.file, out)
+		}
+	}
+	out := run("pkcs15-tool", "-D")
+	for _, k := range keys[:3] {
+		if !strings.Contains(out, "["+k.label+"]") || !strings.Contains(out, "ID             : "+k.id) {
+			t.Errorf("pkcs15-tool -D does not list %s with ID %s:\n%s", k.label, k.id, out)
+		}
+	}
+	text := []byte("imported by pico-hsm-tool import-key\n")
+	msg := filepath.Join(dir, "msg.txt")
+	os.WriteFile(msg, text, 0o600)
+	digest := sha256.Sum256(text)
+	for _, k := range keys[:2] {
+		sig := filepath.Join(dir, k.label+".sig")
+		run("pkcs11-tool", "--module", pkcs11Module, "-l", "--pin", "648219", "--sign", "--id", k.id, "-m", k.mech, "-i", msg, "-o", sig)
+		s, err := os.ReadFile(sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join("../../internal/keyimport/testdata", k.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := pem.Decode(raw); b != nil {
+			raw = b.Bytes
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch p := priv.(type) {
+		case *rsa.PrivateKey:
+			if err := rsa.VerifyPKCS1v15(&p.PublicKey, crypto.SHA256, digest[:], s); err != nil {
+				t.Errorf("%s: the device's signature does not verify with the software key: %v", k.label, err)
+			}
+		case *ecdsa.PrivateKey:
+			r, ss := new(big.Int).SetBytes(s[:len(s)/2]), new(big.Int).SetBytes(s[len(s)/2:])
+			if !ecdsa.Verify(&p.PublicKey, digest[:], r, ss) {
+				t.Errorf("%s: the device's signature does not verify with the software key", k.label)
+			}
+		}
+	}
+}
