@@ -103,6 +103,7 @@ in its place (they are listed below, under "sc-hsm-tool options").`,
 	root.AddCommand(status, newListReadersCmd(g), newInitializeCmd(g), newCreateShareCmd(g), newImportShareCmd(g), newShareToolsCmd(g),
 		newGenerateKeyCmd(g), newListKeysCmd(g), newWrapKeyCmd(g), newUnwrapKeyCmd(g), newBackupCmd(g), newRestoreCmd(g), newInspectCmd(g), newSimCmd(g))
 	root.AddCommand(newSealKeyCmd(g))
+	root.AddCommand(newDeleteKeyCmd(g))
 	root.AddCommand(newImportKeyCmd(g))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		msg := strconvErr.ReplaceAllString(err.Error(), ": not a whole number")
