@@ -154,12 +154,17 @@ func Delete(conn *device.Conn, o DeleteOptions) (*DeleteResult, error) {
 		if err != nil {
 			return err
 		}
-		keys, err := ListFrom(conn.Device, fids, ReadAll)
+		// The descriptions name every key (one READ BINARY each); only
+		// the key to delete is read in full.
+		keys, err := ListFrom(conn.Device, fids, ReadPRKD)
 		if err != nil {
 			return err
 		}
 		k, err := Resolve(keys, o.Key)
 		if err != nil {
+			return err
+		}
+		if k, err = Read(conn.Device, byte(k.Ref)); err != nil {
 			return err
 		}
 		st, err := conn.DKEKStatus()
