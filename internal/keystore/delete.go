@@ -139,8 +139,11 @@ var deleteOrder = []byte{hsm.PrefixPRKD, hsm.PrefixEECert, hsm.PrefixKey}
 
 // Delete deletes the key o names, with its PKCS#15 description and its
 // certificate, after the PIN, the backup check (CheckBackup) and the
-// confirmation, all in one transaction. A failure halfway says what is
-// left on the device and the command that finishes the deletion.
+// confirmation, all in one transaction: the question is asked inside it,
+// as initialize asks before it wipes, so that no other program can put
+// another key at the reference between what is shown and what is deleted.
+// A failure halfway says what is left on the device and the command that
+// finishes the deletion.
 func Delete(conn *device.Conn, o DeleteOptions) (*DeleteResult, error) {
 	var res *DeleteResult
 	err := conn.Transaction(func() error {
