@@ -174,6 +174,11 @@ func Delete(conn *device.Conn, o DeleteOptions) (*DeleteResult, error) {
 		if err != nil {
 			return err
 		}
+		if !o.NoBackupCheck && st.Shares > 0 && st.Outstanding > 0 && k.Exportable {
+			// The check value of a DKEK that waits for shares is not the
+			// one any backup was made under.
+			return fmt.Errorf("the device's DKEK is incomplete (%d of %d shares imported), so no backup can be compared with it: import the remaining shares first, or add --no-backup-check; nothing was deleted", st.Shares-st.Outstanding, st.Shares)
+		}
 		exportable := k.Exportable && st.Shares > 0
 		res = &DeleteResult{Key: k}
 		res.Exportable = exportable
