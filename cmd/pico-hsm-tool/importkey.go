@@ -4,13 +4,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keyimport"
-	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 )
 
 func newImportKeyCmd(g *globals) *cobra.Command {
@@ -65,20 +63,10 @@ as it was: destroy it or lock it away.`,
 				ref = -1
 			}
 			if !cmd.Flags().Changed("label") {
-				label = strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))
+				label = defaultLabel(keyPath)
 			}
-			raw, err := readKeyFile(keyPath)
-			defer secret.Wipe(raw)
-			if err != nil {
-				return err
-			}
-			key, err := keyimport.Parse(raw)
-			if err != nil {
-				return fmt.Errorf("%s: %w", keyPath, err)
-			}
-			defer key.Wipe()
-			dkek, err := g.dkek(&d)
-			defer secret.Wipe(dkek)
+			key, dkek, wipe, err := g.softwareKey(keyPath, &d)
+			defer wipe()
 			if err != nil {
 				return err
 			}

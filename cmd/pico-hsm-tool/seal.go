@@ -69,20 +69,10 @@ was.`,
 				}
 			}
 			if !cmd.Flags().Changed("label") {
-				label = strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))
+				label = defaultLabel(keyPath)
 			}
-			raw, err := readKeyFile(keyPath)
-			defer secret.Wipe(raw)
-			if err != nil {
-				return err
-			}
-			key, err := keyimport.Parse(raw)
-			if err != nil {
-				return fmt.Errorf("%s: %w", keyPath, err)
-			}
-			defer key.Wipe()
-			dkek, err := g.dkek(&d)
-			defer secret.Wipe(dkek)
+			key, dkek, wipe, err := g.softwareKey(keyPath, &d)
+			defer wipe()
 			if err != nil {
 				return err
 			}
@@ -131,6 +121,37 @@ type sealResult struct {
 }
 
 // readKeyFile reads a software key file of at most maxKeyFile bytes.
+// defaultLabel is a software key's label when --label is not given: its
+// file's name without the extension.
+func defaultLabel(keyPath string) string {
+	return strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))
+}
+
+// softwareKey reads and parses the key file, then decrypts the DKEK from
+// the shares, in that order: a bad key file is found before any key
+// derivation. wipe clears both, and the file's bytes; call it even on
+// error.
+func (g *globals) softwareKey(keyPath string, d *dkekFlags) (key *keyimport.Key, dkek []byte, wipe func(), err error) {
+	var raw []byte
+	wipe = func() {
+		secret.Wipe(raw)
+		if key != nil {
+			key.Wipe()
+		}
+		secret.Wipe(dkek)
+	}
+	if raw, err = readKeyFile(keyPath); err != nil {
+		return nil, nil, wipe, err
+	}
+	if key, err = keyimport.Parse(raw); err != nil {
+		return nil, nil, wipe, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	if dkek, err = g.dkek(d); err != nil {
+		return nil, nil, wipe, err
+	}
+	return key, dkek, wipe, nil
+}
+
 func readKeyFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
