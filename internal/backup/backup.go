@@ -348,29 +348,20 @@ func prepare(file []byte, name string) (*prepared, error) {
 // dkekshare). A wrapped-key file starts with a SEQUENCE tag, 30.
 func IsShareFile(b []byte) bool { return bytes.HasPrefix(b, []byte("Salted__")) }
 
-// loginForRestore selects, logs in and checks that the device's DKEK is
-// complete and is the one kcv names. It returns the device's file list.
+// loginForRestore is keystore.LoginForUnwrap with restore's words for a
+// device whose DKEK cannot take the backup.
 func loginForRestore(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]byte) ([]uint16, error) {
-	if _, err := conn.SelectApplication(); err != nil {
-		return nil, err
+	fids, err := keystore.LoginForUnwrap(conn, pin, allowLastTry, kcv)
+	var dm *keystore.DKEKMismatch
+	switch {
+	case !errors.As(err, &dm):
+		return fids, err
+	case dm.None():
+		return nil, fmt.Errorf("%w: restoring needs the DKEK the backup was made under", hsm.ErrNoDKEK)
+	case dm.Incomplete():
+		return nil, fmt.Errorf("%v: import the remaining shares first", dm)
 	}
-	if err := conn.Login(pin, allowLastTry); err != nil {
-		return nil, err
-	}
-	st, err := conn.DKEKStatus()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Complete() {
-		if st.Shares == 0 {
-			return nil, fmt.Errorf("%w: restoring needs the DKEK the backup was made under", hsm.ErrNoDKEK)
-		}
-		return nil, fmt.Errorf("the device's DKEK is incomplete (%d of %d shares imported): import the remaining shares first", st.Shares-st.Outstanding, st.Shares)
-	}
-	if st.KCV != kcv {
-		return nil, fmt.Errorf("%w: backup was made under DKEK %X, device has %s: import the shares of the DKEK %X, or restore into the device that holds it", ErrWrongDKEK, kcv, st.KCVHex(), kcv)
-	}
-	return conn.ListObjects()
+	return nil, fmt.Errorf("%w: backup was made under DKEK %X, device has %s: import the shares of the DKEK %X, or restore into the device that holds it", ErrWrongDKEK, kcv, dm.Status.KCVHex(), kcv)
 }
 
 // restoreOne unwraps one prepared backup into ref after loginForRestore;

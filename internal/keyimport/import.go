@@ -143,29 +143,20 @@ func Import(conn *device.Conn, k *Key, dkek []byte, o ImportOptions) (*ImportRes
 	return res, nil
 }
 
-// login selects, logs in and checks that the device's DKEK is complete and
-// is the one the shares make. It returns the device's file list.
+// login is keystore.LoginForUnwrap with import-key's words for a device
+// whose DKEK is not the one the shares make.
 func login(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]byte) ([]uint16, error) {
-	if _, err := conn.SelectApplication(); err != nil {
-		return nil, err
+	fids, err := keystore.LoginForUnwrap(conn, pin, allowLastTry, kcv)
+	var dm *keystore.DKEKMismatch
+	switch {
+	case !errors.As(err, &dm):
+		return fids, err
+	case dm.None():
+		return nil, fmt.Errorf("%w: importing a key needs a DKEK; nothing was imported", hsm.ErrNoDKEK)
+	case dm.Incomplete():
+		return nil, fmt.Errorf("%v: import the remaining shares first; nothing was imported", dm)
 	}
-	if err := conn.Login(pin, allowLastTry); err != nil {
-		return nil, err
-	}
-	st, err := conn.DKEKStatus()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Complete() {
-		if st.Shares == 0 {
-			return nil, fmt.Errorf("%w: importing a key needs a DKEK; nothing was imported", hsm.ErrNoDKEK)
-		}
-		return nil, fmt.Errorf("the device's DKEK is incomplete (%d of %d shares imported): import the remaining shares first; nothing was imported", st.Shares-st.Outstanding, st.Shares)
-	}
-	if st.KCV != kcv {
-		return nil, fmt.Errorf("%w: the shares make DKEK %X, the device has %s: give the --dkek-share files (and passwords) of the device's DKEK; nothing was imported", ErrWrongDKEK, kcv, st.KCVHex())
-	}
-	return conn.ListObjects()
+	return nil, fmt.Errorf("%w: the shares make DKEK %X, the device has %s: give the --dkek-share files (and passwords) of the device's DKEK; nothing was imported", ErrWrongDKEK, kcv, dm.Status.KCVHex())
 }
 
 func nothingImported(err error) error {
