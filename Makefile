@@ -16,8 +16,14 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
+# The commit and whether the tree was modified go into the binary
+# (-buildvcs=auto, whatever GOFLAGS says); VERSION=x.y.z sets the release
+# version that --version, version --json and status --json report.
+VERSION ?=
+LDFLAGS := $(if $(VERSION),-X github.com/pico-hsm-tool/pico-hsm-tool/internal/version.Version=$(VERSION))
+
 build:
-	$(GO) build -o $(BIN) ./cmd/pico-hsm-tool
+	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pico-hsm-tool
 
 # Install what is missing, apt-get update first.
 deps:

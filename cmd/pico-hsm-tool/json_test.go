@@ -57,6 +57,9 @@ func TestStatusJSONSchema(t *testing.T) {
 				t.Errorf("%s: no %q in %v", step, k, m)
 			}
 		}
+		if tool, _ := m["tool"].(map[string]any); tool["version"] == nil || tool["go_version"] == nil || tool["pcsc_library"] == nil {
+			t.Errorf("%s: no tool version for the ceremony record: %v", step, m["tool"])
+		}
 		if _, ok := m["kcv"]; ok {
 			t.Errorf("%s: the old name \"kcv\" is still there: the check value is \"dkek_kcv\" everywhere", step)
 		}

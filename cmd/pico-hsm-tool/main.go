@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/version"
 )
 
 func main() {
@@ -105,6 +106,10 @@ in its place (they are listed below, under "sc-hsm-tool options").`,
 	root.AddCommand(newSealKeyCmd(g))
 	root.AddCommand(newDeleteKeyCmd(g))
 	root.AddCommand(newImportKeyCmd(g))
+	root.AddCommand(newVersionCmd(g))
+	// --version: the same line as the version command.
+	root.Version = version.Get().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		msg := strconvErr.ReplaceAllString(err.Error(), ": not a whole number")
 		return fmt.Errorf("%s: see '%s --help'", msg, c.CommandPath())

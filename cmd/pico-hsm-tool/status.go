@@ -5,6 +5,7 @@ import (
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/version"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -52,7 +53,12 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 		return err
 	}
 	if asJSON {
-		return writeDeviceJSON(g, conn.Reader, "status", st)
+		// The tool's version goes into the ceremony record with the
+		// device's state.
+		return writeDeviceJSON(g, conn.Reader, "status", struct {
+			*hsm.Status
+			Tool version.Info `json:"tool"`
+		}{st, version.Get()})
 	}
 	st.WriteText(g.stdout)
 	if st.KCVVerified && st.KCV == hsm.ZeroDKEKKCV {
