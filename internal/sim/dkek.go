@@ -28,8 +28,9 @@ import "github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 // the next successful VERIFY commits it (sc_hsm.c check_pin). A power cycle
 // in between loses the flag and leaves the plain DKEK in flash.
 //
-// Only domain 0 holds a DKEK here (the state has one): shares for another
-// domain answer 6986, and the check value of another domain is zeros.
+// Each domain has its own DKEK file, EF_DKEK+P2 (kek.c load_dkek(id)).
+// Shares for a domain other than 0 need the PIN session (the check above),
+// so their last share is always committed at once.
 func (d *Device) cmdImportDKEK(c apdu.Command) ([]byte, uint16) {
 	if len(c.Data) > 0 && !(c.P1 == 0 && c.P2 == 0) && !(d.sess.PINSession && d.sess.UserAuth) {
 		return nil, apdu.SWConditionsNotSatisfied
@@ -82,16 +83,7 @@ func (d *Device) cmdImportDKEK(c apdu.Command) ([]byte, uint16) {
 		if i+1 < len(kd) {
 			kd[i], kd[i+1] = total, cur
 		}
-		if c.P2 == 0 {
-			d.st.DKEK = nil
-			d.st.RAM.PendingSaveDKEK = false
-			if _, ok := d.st.Files[fidKey(fidDKEK)]; ok {
-				delete(d.st.Files, fidKey(fidDKEK))
-				d.fileDelete(fidDKEK)
-				d.dropOrder(fidDKEK)
-			}
-		}
-		d.flashDirty = true
+		d.dropDKEK(c.P2)
 		if c.P1 == 0x03 {
 			return nil, apdu.SWReferenceNotFound
 		}
@@ -114,10 +106,7 @@ func (d *Device) domainStatus(dom, total, cur byte) []byte {
 	if total > cur {
 		out[1] = total - cur
 	}
-	if dom != 0 {
-		return append(out, make([]byte, 8)...)
-	}
-	return append(out, d.dkekKCV()...)
+	return append(out, d.dkekKCV(dom)...)
 }
 
 // domainInUse reports whether a file belongs to key domain dom, as
@@ -140,26 +129,28 @@ func (d *Device) domainInUse(dom byte) bool {
 	return false
 }
 
-// importShare adds one share to the DKEK of domain 0 (kek.c
-// import_dkek_share: the plain XOR accumulator in EF_DKEK).
+// importShare adds one share to the DKEK of domain P2 (kek.c
+// import_dkek_share: the plain XOR accumulator in EF_DKEK+P2).
 func (d *Device) importShare(c apdu.Command, total, cur byte) ([]byte, uint16) {
 	if len(c.Data) < 32 {
 		return nil, apdu.SWWrongLength
 	}
-	if cur == total || c.P2 != 0 {
+	if cur == total {
 		return nil, apdu.SWCommandNotAllowed
 	}
 	acc := make([]byte, 32)
-	copy(acc, d.st.DKEK)
+	if f, ok := d.dkekFile(c.P2); ok && len(f) == 32 {
+		copy(acc, f)
+	}
 	for i := range acc {
 		acc[i] ^= c.Data[i]
 	}
-	d.st.DKEK = acc
-	d.flashPut(fidDKEK, 32) // kek.c import_dkek_share: EF_DKEK grows from 0
+	d.setDKEKFile(c.P2, acc)
+	d.flashPut(fidDKEK+uint16(c.P2), 32) // kek.c import_dkek_share: EF_DKEK grows from 0
 	cur++
 	if cur >= total {
 		if d.hasSession() {
-			d.saveDKEK()
+			d.saveDKEK(c.P2)
 		} else {
 			d.st.RAM.PendingSaveDKEK = true
 		}

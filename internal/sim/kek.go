@@ -53,30 +53,74 @@ func (d *Device) mkekCrypt(b []byte, encrypt bool) []byte {
 // firmware needs to load the MKEK (kek.c load_mkek answers NO_LOGIN without).
 func (d *Device) hasSession() bool { return d.sess.PINSession || d.sess.SOSession }
 
-// loadDKEK returns the DKEK of domain 0 as the firmware's load_dkek does:
-// the MKEK decryption of EF_DKEK, whatever it holds. ok is false without a
-// session or without EF_DKEK.
-func (d *Device) loadDKEK() (dkek []byte, ok bool) {
-	if !d.hasSession() || len(d.st.DKEK) == 0 {
-		return nil, false
+// dkekFile returns EF_DKEK+dom, the DKEK file of key domain dom, and
+// whether it exists.
+func (d *Device) dkekFile(dom byte) ([]byte, bool) {
+	if dom == 0 {
+		return d.st.DKEK, len(d.st.DKEK) > 0
 	}
-	return d.mkekCrypt(d.st.DKEK, false), true
+	b, ok := d.st.DomainDKEK[int(dom)]
+	return b, ok && len(b) > 0
 }
 
-// saveDKEK commits the plain accumulator: EF_DKEK becomes its encryption
-// under the MKEK (kek.c save_dkek_key).
-func (d *Device) saveDKEK() {
-	d.st.DKEK = d.mkekCrypt(d.st.DKEK, true)
+// setDKEKFile writes EF_DKEK+dom.
+func (d *Device) setDKEKFile(dom byte, b []byte) {
+	if dom == 0 {
+		d.st.DKEK = b
+	} else {
+		if d.st.DomainDKEK == nil {
+			d.st.DomainDKEK = map[int][]byte{}
+		}
+		d.st.DomainDKEK[int(dom)] = b
+	}
 	d.flashDirty = true
 }
 
-// dkekKCV returns the check value the DKEK status answers: SHA-256 of the
-// loaded DKEK, first 8 bytes, or zeros when it cannot be loaded.
-func (d *Device) dkekKCV() []byte {
-	dk, ok := d.loadDKEK()
+// dropDKEK deletes EF_DKEK+dom, as creating, deleting or clearing a key
+// domain does (cmd_key_domain.c).
+func (d *Device) dropDKEK(dom byte) {
+	fid := fidDKEK + uint16(dom)
+	if dom == 0 {
+		d.st.DKEK = nil
+		d.st.RAM.PendingSaveDKEK = false
+	} else {
+		delete(d.st.DomainDKEK, int(dom))
+	}
+	if _, ok := d.st.Files[fidKey(fid)]; ok || dom != 0 {
+		delete(d.st.Files, fidKey(fid))
+		d.fileDelete(fid)
+		d.dropOrder(fid)
+	}
+	d.flashDirty = true
+}
+
+// loadDKEK returns the DKEK of key domain dom as the firmware's load_dkek
+// does: the MKEK decryption of EF_DKEK+dom, whatever it holds. ok is false
+// without a session or without the file.
+func (d *Device) loadDKEK(dom byte) (dkek []byte, ok bool) {
+	f, ok := d.dkekFile(dom)
+	if !d.hasSession() || !ok {
+		return nil, false
+	}
+	return d.mkekCrypt(f, false), true
+}
+
+// saveDKEK commits the plain accumulator of domain dom: EF_DKEK+dom
+// becomes its encryption under the MKEK (kek.c save_dkek_key).
+func (d *Device) saveDKEK(dom byte) {
+	f, _ := d.dkekFile(dom)
+	d.setDKEKFile(dom, d.mkekCrypt(f, true))
+}
+
+// dkekKCV returns the check value the status of domain dom answers:
+// SHA-256 of its loaded DKEK, first 8 bytes, or zeros when it cannot be
+// loaded (kek.c dkek_kcv).
+func (d *Device) dkekKCV(dom byte) []byte {
+	dk, ok := d.loadDKEK(dom)
 	if !ok {
 		return make([]byte, 8)
 	}
+	defer clear(dk)
 	s := sha256.Sum256(dk)
 	return s[:8]
 }

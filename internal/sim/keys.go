@@ -432,7 +432,7 @@ func (d *Device) cmdWrapKey(c apdu.Command) ([]byte, uint16) {
 	if _, ok := d.st.Files[fidKey(0xC400|uint16(c.P1))]; !ok {
 		return nil, apdu.SWFileNotFound
 	}
-	dkek, ok := d.loadDKEK()
+	dkek, ok := d.loadDKEK(k.Domain)
 	if !ok {
 		return nil, apdu.SWExecError
 	}
@@ -493,8 +493,8 @@ func (d *Device) cmdUnwrapKey(c apdu.Command) uint16 {
 	default:
 		return apdu.SWDataInvalid
 	}
-	dkek, ok := d.loadDKEK()
-	if !ok || !d.domainReady(0) {
+	dom, dkek, ok := d.unwrapDomain(c.Data[:8])
+	if !ok {
 		return apdu.SWExecError
 	}
 	defer clear(dkek)
@@ -518,7 +518,8 @@ func (d *Device) cmdUnwrapKey(c apdu.Command) uint16 {
 		k.Allowed, k.HasAllowed = bytes.Clone(bl.Allowed), true
 		k.Meta = tlvb(0x91, k.Allowed)
 	}
-	k.Meta = append(k.Meta, 0x92, 0x01, 0x00)
+	k.Domain = dom
+	k.Meta = append(k.Meta, 0x92, 0x01, dom)
 	var req []byte
 	if k.Kind != "aes" {
 		if req, err = d.cvRequest(k, nil, nil); err != nil {
@@ -533,6 +534,25 @@ func (d *Device) cmdUnwrapKey(c apdu.Command) uint16 {
 		d.writeFile(0xCE00|uint16(c.P1), req)
 	}
 	return apdu.SWOK
+}
+
+// unwrapDomain picks the key domain of a blob as cmd_key_unwrap.c does: it
+// tries the domains from 0 up, skipping one without a DKEK file or whose
+// DKEK's check value is not the blob's, and takes the first that matches.
+// A blob that matches none cannot be unwrapped (6400).
+func (d *Device) unwrapDomain(kcv []byte) (dom byte, dkek []byte, ok bool) {
+	for dom := range byte(16) {
+		dk, ok := d.loadDKEK(dom)
+		if !ok {
+			continue
+		}
+		s := sha256.Sum256(dk)
+		if bytes.Equal(s[:8], kcv) {
+			return dom, dk, true
+		}
+		clear(dk)
+	}
+	return 0, nil, false
 }
 
 func defaultOID(t wrap.KeyType) []byte {

@@ -97,7 +97,7 @@ func (d *Device) checkPIN(pin []byte, so bool) uint16 {
 		d.sess.PINSession = true
 	}
 	if d.st.RAM.PendingSaveDKEK {
-		d.saveDKEK()
+		d.saveDKEK(0)
 		d.st.RAM.PendingSaveDKEK = false
 	}
 	return apdu.SWOK
@@ -270,7 +270,7 @@ func (d *Device) cmdInitialize(c apdu.Command) ([]byte, uint16) {
 	st.PIN, st.SOPIN = nil, nil
 	st.PINRetryMax, st.PINTries, st.SOPINTries = defaultPINRetries, defaultPINRetries, soPINRetries
 	st.KeyDomains = []byte{0, 0}
-	st.DKEK = nil
+	st.DKEK, st.DomainDKEK = nil, nil
 	st.PubKeyAuth = nil
 	st.RAM.PendingSaveDKEK = false
 	*d.sess = session{Selected: true}

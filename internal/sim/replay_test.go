@@ -39,6 +39,9 @@ var sessions = map[string][]step{
 	"D":  {"47-initialize-D", "48-import-D-utf8", "49-import-D-1char", "50-import-D-empty", "51-kcv-query-D"},
 	"E":  {"52-initialize-E", "53-import-E-share-1", "!", "54-kcv-query-E-after-restart"},
 	"E2": {"55-initialize-E2", "56-import-E2-share-1", "57-kcv-query-E2-no-restart"},
+	// Key domains: 60 sets them up, 61 puts keys in them on the same
+	// device, in the same session.
+	"KD": {"60-key-domains-setup", "61-key-domains-keys"},
 }
 
 // TestReplayRecordings sends every recorded command APDU to a simulated
@@ -53,6 +56,12 @@ func TestReplayRecordings(t *testing.T) {
 			d, err := NewMemory()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if name == "KD" {
+				// Key file sizes show in SELECT's FCP: the firmware's
+				// EC keys there have private values of full length, and
+				// with this seed the simulator's do too.
+				d.rand = newDetRand(diffSeed)
 			}
 			for _, s := range steps {
 				if s == "!" {
@@ -81,6 +90,15 @@ func TestReplayRecordings(t *testing.T) {
 					case bytes.Equal(got, e.Response):
 						exact++
 					case loose && sameShape(got, e.Response):
+					case c[1] == 0x72 && len(got) == len(e.Response) && bytes.Equal(got[:8], e.Response[:8]):
+						// A key blob: random padding and IV-free CBC under a
+						// DKEK the simulator shares, so only the key check
+						// value (the key's domain) and the length are fixed.
+					case s == "60-key-domains-setup" && e.N == 16 && len(got) == 12 && bytes.Equal(got[:2], e.Response[:2]) &&
+						!bytes.Equal(got[2:10], make([]byte, 8)):
+						// A partial DKEK's check value with a PIN session is
+						// the KCV of the accumulator decrypted under the
+						// device's own random MKEK (kek.c dkek_kcv).
 					case s == "54-kcv-query-E-after-restart" && c[1] == 0x52:
 						// The corrupted DKEK depends on the device's random
 						// MKEK: the KCV must differ from the intended one.
@@ -103,7 +121,7 @@ func TestReplayRecordings(t *testing.T) {
 // whose signatures differ per device.
 func looseExchange(dev string, s step, c []byte, cur uint16) bool {
 	switch c[1] {
-	case 0x84, 0x46, 0x72, 0x68:
+	case 0x84, 0x46, 0x68:
 		return true
 	case 0xB1:
 		return dev != "A" && (cur == 0x2F02 || cur == 0xCE00)

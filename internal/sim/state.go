@@ -32,6 +32,10 @@ type state struct {
 	// MKEK once committed (kek.c save_dkek_key). Reading always decrypts, so
 	// a plain accumulator that was never committed reads as a wrong DKEK.
 	DKEK []byte `json:"dkek,omitempty"`
+	// DomainDKEK holds EF_DKEK+n (FIDs 1091 to 109F) of key domains 1 to
+	// 15 the way DKEK holds domain 0's (kek.c load_dkek(id), cmd_key_domain.c
+	// file_new(EF_DKEK + p2)). A domain without an entry has no DKEK file.
+	DomainDKEK map[int][]byte `json:"domain_dkek,omitempty"`
 	// MKEKIV and MKEK are the master key encryption key record (kek.c).
 	MKEKIV     []byte `json:"mkek_iv"`
 	MKEK       []byte `json:"mkek"`
