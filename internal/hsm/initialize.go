@@ -57,6 +57,11 @@ func (p *InitParams) Validate() error {
 		return errors.New("--required-pub-keys needs --public-key-auth")
 	case p.KeyDomains < 0 || p.KeyDomains > 16:
 		return errors.New("--key-domains must be between 1 and 16")
+	case p.KeyDomains > 0 && p.DKEKShares == 0:
+		// cmd_initialize.c writes the random DKEK of tag 92 00, then
+		// tag 97 frees every domain slot, and setting up domain 0 again
+		// deletes that DKEK (cmd_key_domain.c).
+		return errors.New("--dkek-shares 0 (a random DKEK) cannot be combined with --key-domains: the firmware frees domain 0 and loses that DKEK; give --dkek-shares N (1 or more) for domain 0")
 	case len(p.BioServer1) > 16 || len(p.BioServer2) > 16:
 		return errors.New("a biometric server AID is at most 16 bytes")
 	}
@@ -108,6 +113,15 @@ func (d *Device) Initialize(p *InitParams) error {
 			return fmt.Errorf("initialize: the device refuses to be re-initialized (secure lock): %w", err)
 		}
 		return fmt.Errorf("initialize: %w", err)
+	}
+	if p.KeyDomains > 0 && p.DKEKShares > 0 {
+		// Tag 97 rewrites the key domain table to FF FF per domain, so
+		// domain 0 loses tag 92's share count
+		// (transcripts/60-key-domains-setup.txt [2], [3]). Set it up
+		// again, in INITIALIZE's session, which has the user PIN ([7]).
+		if _, err := d.CreateKeyDomain(0, p.DKEKShares); err != nil {
+			return fmt.Errorf("the device is initialized with %d key domains, but key domain 0 could not be set up for %d DKEK shares: run key-domain create 0 --dkek-shares %d --pin ... before importing shares: %w", p.KeyDomains, p.DKEKShares, p.DKEKShares, err)
+		}
 	}
 	return nil
 }

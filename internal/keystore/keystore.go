@@ -38,6 +38,11 @@ type Key struct {
 	// Exportable tells whether the key may be wrapped under the DKEK: its
 	// allowed algorithm list (metadata 91) is absent or names WRAP (92).
 	Exportable bool `json:"exportable"`
+	// Domain is the key domain the key belongs to (key metadata tag 92 in
+	// the key file's FCP; pico-hsm cmd_key_domain.c get_key_domain): 0
+	// without the tag. Known only when the key file was selected
+	// (ReadMeta).
+	Domain int `json:"key_domain"`
 	// Certificate is "cv-request", "certificate" (X.509 or CV) or "".
 	Certificate string `json:"certificate,omitempty"`
 
@@ -136,6 +141,7 @@ func read(d *hsm.Device, ref byte, parts Parts) (Key, error) {
 		if allowed, ok := fi.AllowedAlgorithms(); ok {
 			k.Exportable = bytes.IndexByte(allowed, hsm.AlgWrap) >= 0
 		}
+		k.Domain = fi.KeyDomain()
 	}
 	if parts&ReadPRKD != 0 {
 		prkd, err := d.ReadFile(hsm.KeyFID(hsm.PrefixPRKD, ref))
