@@ -461,4 +461,3 @@ func printRestore(w io.Writer, results []backup.KeyResult) {
 		fmt.Fprintf(w, "Every key of the backup is on the device already: nothing to restore\n")
 	}
 }
-
