@@ -65,10 +65,22 @@ func TestE2EScripts(t *testing.T) {
 				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 					"kcv": scriptCmds["kcv"],
 					"bed": func(ts *testscript.TestScript, neg bool, args []string) {
-						if neg || len(args) != 1 {
-							ts.Fatalf("usage: bed remove-card|insert-card|stop-pcscd")
+						if neg || len(args) < 1 {
+							ts.Fatalf("usage: bed remove-card|insert-card|stop-pcscd|swap-card STATE")
 						}
 						switch args[0] {
+						case "swap-card":
+							// Another simulated device in the reader:
+							// STATE is its state file, made anew if
+							// missing.
+							if len(args) != 2 {
+								ts.Fatalf("usage: bed swap-card STATE")
+							}
+							bin, err := exec.LookPath("pico-hsm-tool")
+							if err != nil {
+								ts.Fatalf("%v", err)
+							}
+							bed.SwapCard([]string{bin, "sim", "bridge", ts.MkAbs(args[1])})
 						case "remove-card":
 							bed.RemoveCard()
 						case "insert-card":

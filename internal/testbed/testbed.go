@@ -571,6 +571,20 @@ func (b *Bed) InsertCard() {
 	b.waitReader("a card in "+ReaderName, func(r pcsc.ReaderInfo) bool { return r.CardPresent })
 }
 
+// SwapCard takes the card out of the reader and puts another one in: it
+// stops the bridge and starts bridgeCmd in its place, as unplugging one
+// device and plugging in another does. The old card's state file is left
+// as it was.
+func (b *Bed) SwapCard(bridgeCmd []string) {
+	b.t.Helper()
+	b.StopBridge()
+	b.bridgeCmd = bridgeCmd
+	if err := b.startBridge(); err != nil {
+		b.t.Fatalf("testbed: %v", err)
+	}
+	b.waitReader("a card in "+ReaderName, func(r pcsc.ReaderInfo) bool { return r.CardPresent })
+}
+
 // waitReader polls pcscd until ReaderName satisfies ok.
 func (b *Bed) waitReader(what string, ok func(pcsc.ReaderInfo) bool) {
 	b.t.Helper()
