@@ -63,7 +63,9 @@ func TestAPDUCounts(t *testing.T) {
 		got, max  int
 		scHSMTool int
 	}{
-		{"status", statusN, 4, 6},
+		// SELECT, SO-PIN and user PIN tries, the DKEK state of key
+		// domain 0, and of slot 1 (6A86: no key domains).
+		{"status", statusN, 5, 6},
 		// SELECT, the DKEK status (checked before the slow decryption:
 		// a device without outstanding shares fails first), IMPORT.
 		{"import one share", importN, 3, 4},

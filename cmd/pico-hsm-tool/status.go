@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/version"
 )
@@ -18,7 +19,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 
 The Pico HSM reports the DKEK key check value only after the user PIN was
 verified in the same session: without --pin the value reads as zeros, as it
-does in sc-hsm-tool. Give --pin to read the real one.`,
+does in sc-hsm-tool. Give --pin to read the real one.
+
+On a device initialized with key domains (initialize --key-domains N) the
+lines above describe key domain 0, and one line per key domain follows:
+its DKEK shares, those still missing, its check value (known with --pin
+only) and the number of keys it holds. Counting them reads each key's
+metadata: one more APDU per key, on such devices only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runStatus(g, asJSON, cmd.Flags().Changed("pin"), p)
@@ -46,8 +53,10 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 	defer conn.Close()
 	var st *hsm.Status
 	err = conn.Transaction(func() error {
-		st, err = conn.ReadStatus(pin, p.lastTry)
-		return err
+		if st, err = conn.ReadStatus(pin, p.lastTry); err != nil {
+			return err
+		}
+		return keystore.CountDomainKeys(conn.Device, st)
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 )
 
 // Status is what sc-hsm-tool prints with no action (sc-hsm-tool.c
@@ -31,6 +34,34 @@ type Status struct {
 	// KCVVerified tells whether the KCV was read with the user PIN verified
 	// in the same session. The Pico HSM answers zeros otherwise.
 	KCVVerified bool `json:"kcv_verified"`
+	// KeyDomains lists every key domain slot of a device initialized with
+	// key domains (more than one slot); nil on a device without, so that
+	// its status stays sc-hsm-tool's. The lines above keep describing
+	// domain 0, the default domain sc-hsm-tool knows.
+	KeyDomains []DomainState `json:"key_domains,omitempty"`
+	// KeysCounted tells that the caller filled DomainState.Keys
+	// (CountKeys in package keystore reads each key's domain).
+	KeysCounted bool `json:"-"`
+}
+
+// DomainState is one key domain slot in the status (pico-hsm
+// cmd_key_domain.c, the answer of 80 52 00 dom: shares, outstanding, KCV).
+type DomainState struct {
+	Domain int `json:"domain"`
+	// SetUp is false for a free slot (FF FF in EF 10A0, 6A88 to its
+	// status); the counts are then 0.
+	SetUp       bool `json:"set_up"`
+	Shares      int  `json:"dkek_shares"`
+	Outstanding int  `json:"dkek_outstanding"`
+	// KCV is the domain's DKEK check value in hex, nil when it is not
+	// known: a free slot, shares still missing (the firmware then answers
+	// the check value of a partial accumulator, which means nothing), or
+	// the zeros a Pico HSM answers without the user PIN verified in the
+	// session.
+	KCV *string `json:"dkek_kcv"`
+	// Keys is the number of keys whose metadata names this domain (tag 92;
+	// no tag is domain 0), filled by the caller (Status.KeysCounted).
+	Keys int `json:"key_count"`
 }
 
 // OptionNames lists the configuration options as sc-hsm-tool names them.
@@ -90,23 +121,74 @@ func (d *Device) ReadStatus(pin []byte, allowLastTry bool) (*Status, error) {
 			up.Verified = true // s.UserPIN points to up
 		}
 	}
-	dk, err := d.DKEKStatus()
-	switch {
-	case errors.Is(err, ErrNoDKEK):
-	case err != nil:
+	doms, err := d.statusDomains()
+	if err != nil {
 		return nil, err
-	default:
+	}
+	if len(doms) > 0 && doms[0].SetUp {
+		dk := doms[0].Status
 		s.DKEK = &dk
 		s.DKEKShares, s.DKEKOutstanding = dk.Shares, dk.Outstanding
-		if dk.Shares > 0 && dk.Outstanding == 0 {
+		if dk.Complete() {
 			s.KCV = dk.KCVHex()
-			if s.KCVVerified || s.KCV != "0000000000000000" {
-				kcv := s.KCV
-				s.KnownKCV = &kcv
+			s.KnownKCV = s.knownKCV(dk)
+		}
+	}
+	if len(doms) > 1 {
+		s.KeyDomains = make([]DomainState, len(doms))
+		for i, kd := range doms {
+			ds := DomainState{Domain: kd.Domain, SetUp: kd.SetUp}
+			if kd.SetUp {
+				ds.Shares, ds.Outstanding = kd.Status.Shares, kd.Status.Outstanding
+				if kd.Status.Complete() {
+					ds.KCV = s.knownKCV(kd.Status)
+				}
 			}
+			s.KeyDomains[i] = ds
 		}
 	}
 	return s, nil
+}
+
+// knownKCV is dk's check value, or nil where the device answered the
+// zeros a Pico HSM answers without the user PIN verified in the session.
+func (s *Status) knownKCV(dk DKEKStatus) *string {
+	if !s.KCVVerified && !dk.KCVKnown() {
+		return nil
+	}
+	kcv := dk.KCVHex()
+	return &kcv
+}
+
+// statusDomains reads the key domain slots for the status: domain 0 with
+// the query sc-hsm-tool sends (80 52 00 00), then 1, 2 ... up to the
+// first the device does not have (6A86; transcripts/60-key-domains-setup.txt
+// [3] to [6]). A device without key domains costs one more query, of slot
+// 1. Unlike KeyDomains it never fails on a free domain 0 (6A88: the
+// device was initialized with key domains and domain 0 was not set up
+// again), and a slot above 0 answered with another status word, as a
+// firmware that knows no key domains may answer, ends the list rather than
+// the status. It returns nil for a device never initialized (6B00, as
+// DKEKStatus).
+func (d *Device) statusDomains() ([]KeyDomain, error) {
+	var out []KeyDomain
+	for dom := range MaxKeyDomains {
+		st, err := d.DomainStatus(dom)
+		var se *apdu.StatusError
+		switch {
+		case err == nil:
+			out = append(out, KeyDomain{Domain: dom, SetUp: true, Status: st})
+		case errors.Is(err, ErrDomainNotSetUp):
+			out = append(out, KeyDomain{Domain: dom})
+		case dom == 0 && errors.Is(err, ErrNoDKEK):
+			return nil, nil
+		case dom > 0 && (errors.Is(err, ErrNoSuchDomain) || errors.Is(err, ErrNoDKEK) || errors.As(err, &se)):
+			return out, nil
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // WriteText prints s with sc-hsm-tool's lines (sc-hsm-tool.c print_info and
@@ -140,12 +222,54 @@ func (s *Status) WriteText(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "DKEK shares          : %d\n", s.DKEKShares)
-	if s.DKEK == nil {
+	if s.DKEK != nil {
+		if s.DKEKOutstanding > 0 {
+			fmt.Fprintf(w, "DKEK import pending, %d share(s) still missing\n", s.DKEKOutstanding)
+		} else if s.DKEKShares > 0 {
+			fmt.Fprintf(w, "DKEK key check value : %s\n", s.KCV)
+		}
+	}
+	if len(s.KeyDomains) == 0 {
 		return
 	}
-	if s.DKEKOutstanding > 0 {
-		fmt.Fprintf(w, "DKEK import pending, %d share(s) still missing\n", s.DKEKOutstanding)
-	} else if s.DKEKShares > 0 {
-		fmt.Fprintf(w, "DKEK key check value : %s\n", s.KCV)
+	fmt.Fprintf(w, "Key domains          : %d\n", len(s.KeyDomains))
+	for _, kd := range s.KeyDomains {
+		fmt.Fprintf(w, "%-21s: %s\n", fmt.Sprintf("Key domain %d", kd.Domain), kd.describe(s.KeysCounted))
 	}
+}
+
+// describe is the domain's line in the status text, for instance
+// "2 shares, 1 missing, 0 keys" or "1 share, check value unknown (give
+// --pin), 3 keys".
+func (kd DomainState) describe(counted bool) string {
+	var parts []string
+	switch {
+	case !kd.SetUp:
+		parts = append(parts, "not set up")
+	case kd.Shares == 0:
+		parts = append(parts, "no DKEK")
+	default:
+		parts = append(parts, plural(kd.Shares, "share"))
+		switch {
+		case kd.Outstanding > 0:
+			parts = append(parts, fmt.Sprintf("%d missing", kd.Outstanding))
+		case kd.KCV != nil:
+			parts = append(parts, "check value "+*kd.KCV)
+		default:
+			parts = append(parts, "check value unknown (give --pin)")
+		}
+	}
+	// A free slot can hold keys: the firmware generates into any
+	// domain number (transcripts/61-key-domains-keys.txt [3]).
+	if counted && (kd.SetUp || kd.Keys > 0) {
+		parts = append(parts, plural(kd.Keys, "key"))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -75,6 +75,33 @@ func List(d *hsm.Device) ([]Key, error) {
 	return ListFrom(d, fids, ReadAll)
 }
 
+// CountDomainKeys fills in the number of keys of each key domain of st, a
+// status read from d, on a device with key domains (st.KeyDomains not
+// empty; nothing is sent otherwise). Each key's domain is its metadata tag
+// 92 (ReadMeta): one LIST KEYS and one SELECT per key, no PIN.
+func CountDomainKeys(d *hsm.Device, st *hsm.Status) error {
+	if len(st.KeyDomains) == 0 {
+		return nil
+	}
+	fids, err := d.ListObjects()
+	if err != nil {
+		return err
+	}
+	keys, err := ListFrom(d, fids, ReadMeta)
+	if err != nil {
+		return err
+	}
+	n := map[int]int{}
+	for _, k := range keys {
+		n[k.Domain]++
+	}
+	for i := range st.KeyDomains {
+		st.KeyDomains[i].Keys = n[st.KeyDomains[i].Domain]
+	}
+	st.KeysCounted = true
+	return nil
+}
+
 // Parts says which of a key's files ListFrom reads; each costs one APDU
 // per key.
 type Parts int
