@@ -67,6 +67,11 @@ type ImportResult struct {
 	// SignatureVerified tells that a signature made by the device over a
 	// random digest verifies with the software public key (RSA and EC).
 	SignatureVerified bool `json:"signature_verified"`
+	// Certificate is the subject of the X.509 certificate written to EF
+	// CExx in place of the CV request, "" when the key has none.
+	Certificate string `json:"certificate,omitempty"`
+	// CertificateIssuer is its issuer.
+	CertificateIssuer string `json:"certificate_issuer,omitempty"`
 }
 
 // noExportAlgorithms is the allowed-algorithm list a blob carries for a key
@@ -97,6 +102,13 @@ func noExportAlgorithms(t wrap.KeyType) []byte {
 //     read back the CV request the firmware writes into EF CExx and compare
 //     its public key with the software key's, and, for RSA and EC, sign a
 //     random digest on the device and verify it with the software key;
+//   - when k has an X.509 certificate, write it to EF CExx in place of
+//     the CV request, as OpenSC does when it stores a certificate for a
+//     key (pkcs15init/pkcs15-sc-hsm.c sc_hsm_emu_store_cert: a
+//     certificate whose ID is a key's goes to EE_CERTIFICATE_PREFIX and
+//     the key reference, with no certificate description: OpenSC's
+//     pkcs15-sc-hsm.c sc_pkcs15emu_sc_hsm_add_prkd lists an X.509 CExx
+//     as the key's certificate under the key's label and ID);
 //   - only then write the PKCS#15 description (EF C4xx) with the reference
 //     used, so that a key that fails the checks is never listed under its
 //     label.
@@ -208,6 +220,12 @@ func put(conn *device.Conn, k *Key, blob []byte, ref int, o ImportOptions, id []
 			return fmt.Errorf("%w; %s", err, left)
 		}
 		res.SignatureVerified = true
+	}
+	if k.Cert != nil {
+		if err := conn.UpdateFile(hsm.KeyFID(hsm.PrefixEECert, r), k.Cert.DER); err != nil {
+			return fmt.Errorf("the key was imported at reference %d and checked, but writing its certificate failed: %w; %s", ref, err, left)
+		}
+		res.Certificate, res.CertificateIssuer = k.Cert.Subject, k.Cert.Issuer
 	}
 	d, err := pkcs15.New(k.Kind(), o.Label, id, ref, k.Bits())
 	if err != nil {

@@ -42,7 +42,26 @@ type Key struct {
 	Format string
 	// Curve is the EC curve, nil for RSA and AES.
 	Curve *ecc.Curve
+	// Encrypted tells that the file needed a password.
+	Encrypted bool
+	// Cert is the key's X.509 certificate, found with it in a PKCS#12
+	// file or a PEM file, or given by SetCertificate; nil if none.
+	Cert *Certificate
+	// OtherCerts counts the certificates found with the key that are not
+	// its own (CA certificates of the chain): they are not stored.
+	OtherCerts int
+	// FriendlyName is the PKCS#12 friendlyName of the key, "" if none.
+	FriendlyName string
 }
+
+// passwordFunc supplies the password of an encrypted key file; Parse
+// calls it only for a file that needs one. The caller wipes what it
+// returns.
+type passwordFunc = func() ([]byte, error)
+
+// ErrNeedsPassword is an encrypted key file parsed without a way to get
+// its password.
+var ErrNeedsPassword = errors.New("the key file is encrypted")
 
 // Kind returns the PKCS#15 kind of k.
 func (k *Key) Kind() pkcs15.Kind {
@@ -101,12 +120,28 @@ func (k *Key) Wipe() {
 	}
 }
 
-// Parse reads a private key from data. PEM is recognised by its
-// "-----BEGIN" line, hex by its digits; a file of exactly 16, 24 or 32
-// bytes is a raw AES key; anything else is taken as DER.
+// Parse reads an unencrypted private key from data: ParseWithPassword
+// with no password.
 func Parse(data []byte) (*Key, error) {
+	return ParseWithPassword(data, nil)
+}
+
+// ParseWithPassword reads a private key from data. PEM is recognised by
+// its "-----BEGIN" line, hex by its digits; a file of exactly 16, 24 or
+// 32 bytes is a raw AES key; anything else is taken as DER. An encrypted
+// PKCS#8 key (PEM "ENCRYPTED PRIVATE KEY" or DER EncryptedPrivateKeyInfo)
+// or a PKCS#12 file is opened with the password that password returns;
+// it is called only for such a file, and a nil password makes them
+// ErrNeedsPassword. A PKCS#12 file's or a PEM file's certificate for the
+// key becomes the key's Cert.
+func ParseWithPassword(data []byte, password func() ([]byte, error)) (*Key, error) {
+	if password == nil {
+		password = func() ([]byte, error) {
+			return nil, fmt.Errorf("%w: give its password", ErrNeedsPassword)
+		}
+	}
 	if bytes.Contains(data, []byte("-----BEGIN ")) {
-		return parsePEM(data)
+		return parsePEM(data, password)
 	}
 	if t := bytes.TrimSpace(data); len(t) > 0 && isHex(t) {
 		switch len(t) {
@@ -122,7 +157,7 @@ func Parse(data []byte) (*Key, error) {
 	case 16, 24, 32:
 		return aesKey(data, "raw")
 	}
-	return parseDER(data, "DER")
+	return parseDER(data, "DER", password)
 }
 
 func isHex(b []byte) bool {
@@ -142,9 +177,11 @@ func aesKey(raw []byte, format string) (*Key, error) {
 	return &Key{Wrap: w, Format: format}, nil
 }
 
-func parsePEM(data []byte) (*Key, error) {
+func parsePEM(data []byte, password passwordFunc) (*Key, error) {
 	rest := data
 	var seen []string
+	var key *pem.Block
+	var certs [][]byte
 	for {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
@@ -153,22 +190,93 @@ func parsePEM(data []byte) (*Key, error) {
 		}
 		defer clear(b.Bytes)
 		seen = append(seen, b.Type)
-		if _, enc := b.Headers["DEK-Info"]; enc {
-			return nil, fmt.Errorf("%w: a PEM key encrypted with OpenSSL's legacy DEK-Info header; decrypt it first (openssl pkey -in KEY -out PLAIN) and keep the plain copy in memory or on an encrypted disk; %s", ErrUnsupported, Supported)
-		}
 		switch b.Type {
-		case "RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY":
-			return parseDER(b.Bytes, b.Type+" PEM")
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, fmt.Errorf("%w: an encrypted PKCS#8 key is not supported yet; decrypt it first (openssl pkey -in KEY -out PLAIN); %s", ErrUnsupported, Supported)
-		case "EC PARAMETERS":
-			continue // openssl ecparam -genkey writes them before the key
+		case "RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY", "ENCRYPTED PRIVATE KEY":
+			if _, enc := b.Headers["DEK-Info"]; enc {
+				return nil, fmt.Errorf("%w: a PEM key encrypted with OpenSSL's legacy DEK-Info header; convert it to encrypted PKCS#8 first (openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8); %s", ErrUnsupported, Supported)
+			}
+			if key == nil {
+				key = b
+			}
+		case "CERTIFICATE":
+			certs = append(certs, b.Bytes)
 		}
 	}
-	if len(seen) == 0 {
-		return nil, fmt.Errorf("%w: the PEM block does not decode; %s", ErrUnsupported, Supported)
+	if key == nil {
+		if len(seen) == 0 {
+			return nil, fmt.Errorf("%w: the PEM block does not decode; %s", ErrUnsupported, Supported)
+		}
+		return nil, fmt.Errorf("%w: the file holds %s and no private key; %s", ErrUnsupported, strings.Join(seen, ", "), Supported)
 	}
-	return nil, fmt.Errorf("%w: the file holds %s and no private key; %s", ErrUnsupported, strings.Join(seen, ", "), Supported)
+	var k *Key
+	var err error
+	if key.Type == "ENCRYPTED PRIVATE KEY" {
+		k, err = parseEncryptedPKCS8(key.Bytes, "encrypted PKCS#8 PEM", password)
+	} else {
+		k, err = parseDER(key.Bytes, key.Type+" PEM", nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	k.pickCert(certs)
+	return k, nil
+}
+
+// parseEncryptedPKCS8 decrypts an EncryptedPrivateKeyInfo (RFC 5208
+// section 6) with the password and reads the key in it.
+func parseEncryptedPKCS8(der []byte, format string, password passwordFunc) (*Key, error) {
+	var e encryptedPrivateKeyInfo
+	if err := unmarshalAll(der, &e); err != nil {
+		return nil, fmt.Errorf("%w: a malformed encrypted PKCS#8 key (%v)", ErrUnsupported, err)
+	}
+	pw, err := password()
+	if err != nil {
+		return nil, fmt.Errorf("the encrypted PKCS#8 key needs its password: %w", err)
+	}
+	defer clear(pw)
+	plain, err := decryptPKCS8(der, pw)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	k, err := parsePKCS8(plain, format)
+	if err != nil {
+		return nil, err
+	}
+	k.Encrypted = true
+	return k, nil
+}
+
+// parsePKCS12 opens a PFX (RFC 7292) and reads its one private key, with
+// the certificate for it when the file holds one.
+func parsePKCS12(der []byte, password passwordFunc) (*Key, error) {
+	c, asked, err := openPKCS12(der, func() ([]byte, error) {
+		pw, err := password()
+		if err != nil {
+			return nil, fmt.Errorf("the PKCS#12 file needs its password: %w", err)
+		}
+		return pw, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer c.wipe()
+	pk, err := c.pickKey()
+	if err != nil {
+		return nil, err
+	}
+	k, err := parsePKCS8(pk.der, "PKCS#12")
+	if err != nil {
+		return nil, err
+	}
+	k.Encrypted = asked
+	k.FriendlyName = pk.name
+	var ders [][]byte
+	for _, ct := range c.certs {
+		ders = append(ders, ct.der)
+	}
+	k.pickCert(ders)
+	return k, nil
 }
 
 // Object identifiers Parse knows.
@@ -216,7 +324,7 @@ type ecPrivateKey struct {
 // RSAPrivateKey (RFC 8017 A.1.2) is nine INTEGERs; SEC 1 ECPrivateKey is
 // INTEGER 1, OCTET STRING; EncryptedPrivateKeyInfo starts with a SEQUENCE
 // and PKCS#12 PFX (RFC 7292) is INTEGER 3, ContentInfo.
-func parseDER(der []byte, format string) (*Key, error) {
+func parseDER(der []byte, format string, password passwordFunc) (*Key, error) {
 	var outer asn1.RawValue
 	if rest, err := asn1.Unmarshal(der, &outer); err != nil || len(rest) != 0 || outer.Tag != asn1.TagSequence {
 		return nil, fmt.Errorf("%w: not PEM, DER, hex or a raw AES key of 16, 24 or 32 bytes (%d bytes); %s", ErrUnsupported, len(der), Supported)
@@ -230,17 +338,17 @@ func parseDER(der []byte, format string) (*Key, error) {
 		return nil, fmt.Errorf("%w: a DER SEQUENCE that is no private key; %s", ErrUnsupported, Supported)
 	}
 	switch {
-	case first.Tag == asn1.TagSequence && second.Tag == asn1.TagOctetString:
-		return nil, fmt.Errorf("%w: an encrypted PKCS#8 key is not supported yet; decrypt it first (openssl pkey -in KEY -out PLAIN); %s", ErrUnsupported, Supported)
-	case first.Tag == asn1.TagInteger && second.Tag == asn1.TagSequence && isPKCS12(second):
-		return nil, fmt.Errorf("%w: a PKCS#12 file is not supported yet; extract the key first (openssl pkcs12 -in FILE -nocerts -nodes -out PLAIN); %s", ErrUnsupported, Supported)
+	case first.Tag == asn1.TagSequence && second.Tag == asn1.TagOctetString && password != nil:
+		return parseEncryptedPKCS8(der, "encrypted PKCS#8 DER", password)
+	case first.Tag == asn1.TagInteger && second.Tag == asn1.TagSequence && isPKCS12(second) && password != nil:
+		return parsePKCS12(der, password)
 	case first.Tag == asn1.TagInteger && second.Tag == asn1.TagSequence:
 		return parsePKCS8(der, format)
 	case first.Tag == asn1.TagInteger && second.Tag == asn1.TagOctetString:
 		return parseSEC1(der, nil, format)
 	case first.Tag == asn1.TagInteger && second.Tag == asn1.TagInteger:
 		return parsePKCS1(der, format)
-	case first.Tag == asn1.TagSequence && second.Tag == asn1.TagSequence:
+	case first.Tag == asn1.TagSequence && second.Tag == asn1.TagSequence, first.Tag == asn1.TagSequence && second.Tag == asn1.TagOctetString:
 		return nil, fmt.Errorf("%w: this looks like a certificate or a public key, not a private key; %s", ErrUnsupported, Supported)
 	}
 	return nil, fmt.Errorf("%w: a DER SEQUENCE that is no private key; %s", ErrUnsupported, Supported)
@@ -379,11 +487,14 @@ const placeholderRef = 1
 
 // Seal wraps k under dkek into sc-hsm-tool's wrapped-key file (wrap.File):
 // the key blob (wrap.Seal, kek.c dkek_encode_key, with no allowed-algorithm
-// list, as for a key generated without one) and the PKCS#15 description
-// OpenSC writes for a generated key (pkcs15.New). The file carries no
-// certificate: a CV certificate of the key is issued by the device (its
-// outer signature is the device key's), so none can be made offline; the
-// firmware writes a fresh CV request when it unwraps the key.
+// list, as for a key generated without one), the PKCS#15 description
+// OpenSC writes for a generated key (pkcs15.New) and, when k has one, its
+// X.509 certificate: the third element of the file is what EF CExx holds
+// (sc-hsm-tool.c wrap_key reads it from there, unwrap_key writes it back).
+// Without a certificate the file carries none: a CV certificate of the
+// key is issued by the device (its outer signature is the device key's),
+// so none can be made offline; the firmware writes a fresh CV request
+// when it unwraps the key.
 func Seal(k *Key, dkek []byte, o Options) (*wrap.File, error) {
 	id := o.ID
 	if id == nil {
@@ -397,7 +508,11 @@ func Seal(k *Key, dkek []byte, o Options) (*wrap.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &wrap.File{Blob: blob, PRKD: d.Marshal()}, nil
+	f := &wrap.File{Blob: blob, PRKD: d.Marshal()}
+	if k.Cert != nil {
+		f.Cert = bytes.Clone(k.Cert.DER)
+	}
+	return f, nil
 }
 
 // wipeInt zeroes the words of each x (big.Int keeps its magnitude in one
