@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -115,7 +116,12 @@ so that pkcs15-tool -D and pkcs11-tool -O list it with its label, ID and size.
 
 Keys are exportable under the DKEK (wrap-key, backup) unless --no-export.
 A label or ID that another key has is refused unless --allow-duplicate: it
-would make --label and --id ambiguous.`,
+would make --label and --id ambiguous.
+
+--key-domain D puts the key into key domain D of a device initialized with
+key domains: it is then wrapped under that domain's DKEK. The domain must be
+set up (status lists them); while its DKEK shares are not all imported the
+key works but cannot be backed up.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyType == "" {
@@ -155,6 +161,7 @@ would make --label and --id ambiguous.`,
 			}
 			defer done()
 			s.PIN, s.AllowLastTry = pin, p.lastTry
+			s.Warn = func(msg string) { g.note("warning: %s", msg) }
 			k, err := keystore.Generate(conn, s)
 			if err != nil {
 				return err
@@ -162,7 +169,11 @@ would make --label and --id ambiguous.`,
 			if asJSON {
 				return writeDeviceJSON(g, conn.Reader, "key", k)
 			}
-			fmt.Fprintf(g.stdout, "Generated %s at key reference %d, label %q, ID %s\n", k.Describe(), k.Ref, k.Label, k.ID)
+			inDomain := ""
+			if k.Domain != 0 {
+				inDomain = fmt.Sprintf(", key domain %d", k.Domain)
+			}
+			fmt.Fprintf(g.stdout, "Generated %s at key reference %d, label %q, ID %s%s\n", k.Describe(), k.Ref, k.Label, k.ID, inDomain)
 			return nil
 		},
 	}
@@ -171,6 +182,7 @@ would make --label and --id ambiguous.`,
 	fl.StringVar(&s.Label, "label", "", "the key's label")
 	fl.StringVar(&id, "id", "", "the key's ID, hex (default: the key reference)")
 	decimalVar(fl, &s.Ref, "key-reference", "i", -1, "key reference from 1 to 255 (default: the lowest free one)")
+	decimalVar(fl, &s.Domain, "key-domain", "", 0, "key domain from 0 to 15 to put the key in (default 0; status lists them)")
 	fl.BoolVar(&s.NoExport, "no-export", false, "the key can never leave the device: leave WRAP out of its allowed algorithms")
 	fl.BoolVar(&s.AllowDuplicate, "allow-duplicate", false, "allow a label or ID that another key has (it makes --label and --id ambiguous)")
 	fl.BoolVar(&asJSON, "json", false, "print the key as JSON")
@@ -185,7 +197,10 @@ func newListKeysCmd(g *globals) *cobra.Command {
 		Short: "List the keys: reference, type and size or curve, label, ID, exportable, certificate",
 		Long: `List the keys on the device without pkcs15-tool. The key reference is where the
 key lives on the device (key file CCxx); the ID is the PKCS#15 / PKCS#11 CKA_ID.
-They often differ: commands accept --key-reference, --label or --id.`,
+They often differ: commands accept --key-reference, --label or --id.
+
+When any key is in a key domain other than 0 (generate-key --key-domain), a
+Domain column shows each key's domain; --json always gives "key_domain".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			conn, err := g.open()
@@ -241,9 +256,24 @@ They often differ: commands accept --key-reference, --label or --id.`,
 // as in the README), with labels cut to labelMax columns with "…": widths
 // are counted in terminal columns (textWidth), so that labels in any
 // script keep the columns aligned.
+//
+// A Domain column, the key's key domain, comes before Export when any key
+// is in a domain other than 0 (the rule documented for list-keys): on
+// devices without key domains, and where every key is in the default
+// domain, the table stays as it always was.
 func printKeyTable(w io.Writer, keys []keystore.Key) {
 	const labelMax = 32
-	rows := [][]string{{"Ref", "Key", "Label", "ID", "Export", "Certificate"}}
+	domains := false
+	for _, k := range keys {
+		domains = domains || k.Domain != 0
+	}
+	head := []string{"Ref", "Key", "Label", "ID", "Export", "Certificate"}
+	widths := []int{4, 22, 16, 10, 6, 0}
+	if domains {
+		head = slices.Insert(head, 4, "Domain")
+		widths = slices.Insert(widths, 4, 6)
+	}
+	rows := [][]string{head}
 	for _, k := range keys {
 		exp := "no"
 		if k.Exportable {
@@ -253,9 +283,12 @@ func printKeyTable(w io.Writer, keys []keystore.Key) {
 		if cert == "" {
 			cert = "-"
 		}
-		rows = append(rows, []string{fmt.Sprint(k.Ref), k.Describe(), truncateText(k.Label, labelMax), k.ID, exp, cert})
+		row := []string{fmt.Sprint(k.Ref), k.Describe(), truncateText(k.Label, labelMax), k.ID, exp, cert}
+		if domains {
+			row = slices.Insert(row, 4, fmt.Sprint(k.Domain))
+		}
+		rows = append(rows, row)
 	}
-	widths := []int{4, 22, 16, 10, 6, 0}
 	for _, r := range rows {
 		for i, c := range r[:len(r)-1] {
 			widths[i] = max(widths[i], textWidth(c))

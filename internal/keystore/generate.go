@@ -34,6 +34,13 @@ type GenSpec struct {
 	// AllowDuplicate lets the key have a label or ID that another key has
 	// already (see DuplicateError).
 	AllowDuplicate bool
+	// Domain is the key domain the key goes into, 0 to 15. Keys of domain
+	// 0 carry no domain tag, as before key domains (and as OpenSC
+	// generates them); the firmware counts a key without one as domain 0.
+	Domain int
+	// Warn, if set, receives what the user should know but that does not
+	// stop the generation: a key domain whose DKEK still waits for shares.
+	Warn func(msg string)
 	// PIN is the user PIN; AllowLastTry lets it be tried with one try left.
 	PIN          []byte
 	AllowLastTry bool
@@ -72,6 +79,39 @@ func (s *GenSpec) Validate() error {
 	if len(s.ID) > 64 {
 		return errors.New("--id must not be longer than 64 bytes")
 	}
+	if s.Domain < 0 || s.Domain >= hsm.MaxKeyDomains {
+		return fmt.Errorf("--key-domain must be from 0 to %d, not %d (status lists the device's key domains)", hsm.MaxKeyDomains-1, s.Domain)
+	}
+	return nil
+}
+
+// checkDomain refuses to generate into key domain dom unless it is set up:
+// the firmware would put the key into a free slot, or one the device does
+// not have, all the same (pico-hsm cmd_keypair_gen.c copies tag 92 as it
+// is; transcripts/61-key-domains-keys.txt [3]), and such a key could never
+// be wrapped. A domain whose DKEK still waits for shares is fine, with a
+// warning: its keys work, but cannot be wrapped (6A88) until every share is
+// in. Domain 0 is not checked: keys without a domain tag have always been
+// generated whatever its state. The status query needs no PIN, so a
+// refusal costs no PIN try.
+func checkDomain(conn *device.Conn, dom int, warn func(string)) error {
+	if dom == 0 {
+		return nil
+	}
+	st, err := conn.DomainStatus(dom)
+	var de *hsm.DomainError
+	switch {
+	case errors.As(err, &de):
+		return err
+	case errors.Is(err, hsm.ErrNoDKEK):
+		// 6B00: a device never initialized has no key domains.
+		return fmt.Errorf("cannot generate a key in key domain %d: %w", dom, hsm.ErrNotInitialized)
+	case err != nil:
+		return err
+	}
+	if st.Outstanding > 0 && warn != nil {
+		warn(fmt.Sprintf("key domain %d still waits for %d of its %d DKEK shares: the key can be used but not backed up until its domain's shares are all imported (import-dkek-share)", dom, st.Outstanding, st.Shares))
+	}
 	return nil
 }
 
@@ -99,6 +139,9 @@ func Generate(conn *device.Conn, s GenSpec) (Key, error) {
 	var out Key
 	err := conn.Transaction(func() error {
 		if _, err := conn.SelectApplication(); err != nil {
+			return err
+		}
+		if err := checkDomain(conn, s.Domain, s.Warn); err != nil {
 			return err
 		}
 		if err := conn.Login(s.PIN, s.AllowLastTry); err != nil {
@@ -136,6 +179,13 @@ func Generate(conn *device.Conn, s GenSpec) (Key, error) {
 			algs := signingAlgorithms(typ)
 			meta = append([]byte{0x91, byte(len(algs))}, algs...)
 		}
+		if s.Domain != 0 {
+			// Key metadata tag 92 puts the key in a key domain
+			// (pico-hsm cmd_keypair_gen.c and cmd_key_gen.c store it
+			// with the key; transcripts/61-key-domains-keys.txt [1]
+			// ends its data with 92 01 01). Domain 0 sends none.
+			meta = append(meta, 0x92, 0x01, byte(s.Domain))
+		}
 		var kind pkcs15.Kind
 		bits := s.Bits
 		switch typ {
@@ -169,8 +219,13 @@ func Generate(conn *device.Conn, s GenSpec) (Key, error) {
 		if err := conn.UpdateFile(hsm.KeyFID(hsm.PrefixPRKD, ref), prkd.Marshal()); err != nil {
 			return fmt.Errorf("the key was generated at key reference %d, but writing its description failed: %w", ref, err)
 		}
-		out, err = Read(conn.Device, ref)
-		return err
+		if out, err = Read(conn.Device, ref); err != nil {
+			return err
+		}
+		if out.Domain != s.Domain {
+			return fmt.Errorf("the key was generated at key reference %d, but the device put it in key domain %d, not %d: delete it (delete-key --key-reference %d) and report this device's firmware version", ref, out.Domain, s.Domain, ref)
+		}
+		return nil
 	})
 	return out, err
 }
