@@ -30,6 +30,10 @@ type ImportOptions struct {
 	Warn func(format string, args ...any)
 	// Names are the shares' files, for messages; "share N" when empty.
 	Names []string
+	// Domain is the key domain the shares go into (MANAGE DKEK P2;
+	// pico-hsm cmd_key_domain.c). A domain other than 0 takes shares only
+	// in a user-PIN session (6985), so it needs PIN.
+	Domain int
 	// Checked is the DKEK status CheckImport read on this connection, so
 	// that it is not asked again where nothing else can have changed it
 	// in between: on the simulated device, locked for the whole run, or
@@ -53,19 +57,7 @@ type ImportResult struct {
 // can take n shares: it is initialized with DKEK shares, and at least n
 // of them are outstanding. It returns the DKEK status for ImportOptions.
 func CheckImport(conn *device.Conn, n int) (hsm.DKEKStatus, error) {
-	st, err := func() (hsm.DKEKStatus, error) {
-		if _, err := conn.SelectApplication(); err != nil {
-			return hsm.DKEKStatus{}, err
-		}
-		return conn.DKEKStatus()
-	}()
-	if err != nil {
-		if device.OutcomeUnknown(err) {
-			return st, fmt.Errorf("%w; no share was imported, the device is as it was%s", err, device.Again(err))
-		}
-		return st, err
-	}
-	return st, checkOutstanding(st, n)
+	return CheckImportInto(conn, 0, n)
 }
 
 // ErrNotCommitted is returned by ImportShares when the DKEK is complete but
@@ -100,6 +92,12 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			return nil, fmt.Errorf("DKEK share %d is %d bytes, not 32", i+1, len(s))
 		}
 	}
+	if err := CheckDomainNumber(o.Domain); err != nil {
+		return nil, err
+	}
+	if o.Domain != 0 && o.PIN == nil {
+		return nil, ErrDomainNeedsPIN(o.Domain)
+	}
 	res := &ImportResult{}
 	var uncommitted bool
 	// imported counts the shares the device confirmed in this run; sent is
@@ -125,10 +123,10 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			allHere = st.Outstanding == st.Shares && len(o.Shares) == st.Shares
 		} else if len(o.Shares) > 1 || o.PIN != nil {
 			var err error
-			if st, err = conn.DKEKStatus(); err != nil {
+			if st, err = domainStatus(conn, o.Domain); err != nil {
 				return err
 			}
-			if err := checkOutstanding(st, len(o.Shares)); err != nil {
+			if err := checkOutstandingIn(o.Domain, st, len(o.Shares)); err != nil {
 				return err
 			}
 			allHere = st.Outstanding == st.Shares && len(o.Shares) == st.Shares
@@ -143,15 +141,15 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		for i, s := range o.Shares {
 			var err error
 			sent = true
-			st, err = conn.ImportDKEKShare(s)
-			if err != nil && !device.Refused(err) {
+			st, err = importShare(conn, o.Domain, s)
+			if err != nil && !refused(err) {
 				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, len(o.Shares), pinSession))
 			}
 			sent = false
 			if errors.Is(err, hsm.ErrAllSharesImported) {
 				// Say which: no shares configured, or all of them in.
-				if st2, err2 := conn.DKEKStatus(); err2 == nil {
-					if cerr := checkOutstanding(st2, 1); cerr != nil {
+				if st2, err2 := conn.DomainStatus(o.Domain); err2 == nil {
+					if cerr := checkOutstandingIn(o.Domain, st2, 1); cerr != nil {
 						return cerr
 					}
 				}
@@ -161,7 +159,11 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 				return err
 			}
 			imported++
-			fmt.Fprintln(o.Out, "DKEK share imported")
+			if o.Domain == 0 {
+				fmt.Fprintln(o.Out, "DKEK share imported")
+			} else {
+				fmt.Fprintf(o.Out, "DKEK share imported into key domain %d\n", o.Domain)
+			}
 			printDKEK(o.Out, st)
 		}
 		res.Status = st
@@ -185,7 +187,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 				return fmt.Errorf("all shares are imported, but the DKEK is not committed: %w; run '%s' before unplugging the device", err, conn.Suggest("status --pin"))
 			}
 			pinSession = true
-			if res.Status, err = conn.DKEKStatus(); err != nil {
+			if res.Status, err = conn.DomainStatus(o.Domain); err != nil {
 				return err
 			}
 			if o.Warn != nil {
@@ -225,6 +227,31 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		return res, ErrNotCommitted
 	}
 	return res, nil
+}
+
+// ErrDomainNeedsPIN is the refusal of shares for key domain dom without
+// the user PIN: the firmware takes a share for a domain other than 0 only
+// in a PIN session (cmd_key_domain.c; 6985).
+func ErrDomainNeedsPIN(dom int) error {
+	return &refusal{fmt.Sprintf("importing into key domain %d needs the user PIN: the device takes shares for a domain other than 0 only once the PIN is verified; give --pin (or --pin env:VAR, file:PATH, -)", dom), hsm.ErrDomainNeedsPIN}
+}
+
+// importShare sends one share for key domain dom. Domain 0 goes through
+// ImportDKEKShare, whose APDU (80 52 00 00) and words are those of a
+// device without key domains.
+func importShare(conn *device.Conn, dom int, share []byte) (hsm.DKEKStatus, error) {
+	if dom == 0 {
+		return conn.ImportDKEKShare(share)
+	}
+	return conn.ImportDKEKShareInto(dom, share)
+}
+
+// refused reports whether err is the device refusing a share, which then
+// was not imported: a refusal status word (device.Refused), or one of
+// hsm's key domain errors, which carry the status word they came from.
+func refused(err error) bool {
+	var de *hsm.DomainError
+	return device.Refused(err) || errors.As(err, &de) && de.SW != 0
 }
 
 // checkCommitted looks, once the DKEK is complete and its real key check
