@@ -45,7 +45,7 @@ func (f *initFlags) register(cmd *cobra.Command, legacy bool) {
 	fl.StringVar(&f.bio2, "bio-server2", "", "AID of the biometric server for template 2 (hex)")
 	fl.BoolVar(&f.noRRC, "no-rrc", false, "disable resetting the user PIN with the SO-PIN")
 	fl.BoolVar(&f.transportPIN, "transport-pin", false, "make the user PIN a transport PIN that must be changed before first use")
-	decimalVar(fl, &f.keyDomains, "key-domains", "", 0, "number of key domains")
+	decimalVar(fl, &f.keyDomains, "key-domains", "", 0, "number of key domain slots, 1 to 16: domain 0 is set up for --dkek-shares, the others with key-domain create")
 	fl.BoolVarP(&f.yes, "yes", "y", false, "do not ask before wiping an initialized device")
 	fl.BoolVar(&f.lastTry, "last-try", false, "allow using a PIN that has only one try left")
 }
@@ -122,7 +122,9 @@ func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	if p.DKEKShares < 0 && !f.legacy {
+	// With key domains, a device without a DKEK now gets one later: each
+	// domain is set up with key-domain create.
+	if p.DKEKShares < 0 && p.KeyDomains == 0 && !f.legacy {
 		if err := g.confirmNoDKEK(f.yes); err != nil {
 			return err
 		}
@@ -183,10 +185,21 @@ func (g *globals) confirmNoDKEK(yes bool) error {
 	return nil
 }
 
-// initialized is the line initialize prints on success.
+// initialized is the line initialize prints on success. With key domains
+// it says which are set up: hsm.Initialize sets domain 0 up again for
+// --dkek-shares (tag 97 frees every slot; pico-hsm cmd_initialize.c,
+// transcripts/60-key-domains-setup.txt [2], [3]).
 func initialized(p *hsm.InitParams) string {
 	var dkek string
 	switch {
+	case p.KeyDomains > 0 && p.DKEKShares < 0:
+		dkek = fmt.Sprintf("key domains %d (none set up yet: set them up with key-domain create D --dkek-shares K)", p.KeyDomains)
+	case p.KeyDomains > 0:
+		others := "; set up the others with key-domain create"
+		if p.KeyDomains == 1 {
+			others = ""
+		}
+		dkek = fmt.Sprintf("DKEK shares %d (import them with import-dkek-share), key domains %d (domain 0 set up for %s%s)", p.DKEKShares, p.KeyDomains, nounCount(p.DKEKShares, "share"), others)
 	case p.DKEKShares < 0:
 		dkek = "no DKEK (keys can never be backed up)"
 	case p.DKEKShares == 0:

@@ -20,6 +20,14 @@ import (
 //	pico-hsm-tool --create-dkek-share f.pbe --password …
 //	pico-hsm-tool --import-dkek-share f.pbe --password …
 //
+// and the key domain options of OpenSC pull request 3786:
+//
+//	pico-hsm-tool --initialize … --dkek-shares 1 --key-domain 4
+//	pico-hsm-tool --create-dkek-key-domain --key-domain 1 --dkek-shares 2 --pin …
+//	pico-hsm-tool --import-dkek-share f.pbe --key-domain 1 --pin …
+//	pico-hsm-tool --delete-key-domain --key-domain 1 --pin …
+//	pico-hsm-tool --clear-kek --key-domain 1 --pin …
+//
 // Each action maps onto its subcommand and prints the same result lines.
 // One difference from the subcommands: --create-dkek-share and --wrap-key
 // write over an existing file, as sc-hsm-tool does (it opens the file
@@ -41,6 +49,12 @@ type legacyFlags struct {
 	init          initFlags
 	pwdSharesOut  string
 	pwdSharesFile []string
+	// keyDomain is --key-domain: with --initialize the number of key
+	// domain slots, otherwise the domain acted on; -1 when not given.
+	keyDomain    int
+	createDomain bool
+	deleteDomain bool
+	clearKEK     bool
 }
 
 func (l *legacyFlags) register(cmd *cobra.Command) {
@@ -59,7 +73,11 @@ func (l *legacyFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&l.pwdSharesOut, "pwd-shares-out", "", "without a terminal, where new password shares go: a directory, or -")
 	fl.StringArrayVar(&l.pwdSharesFile, "pwd-shares-file", nil, "password shares for --import-dkek-share")
 	fl.BoolVarP(&l.force, "force", "f", false, "replace existing files")
-	fl.BoolVar(&l.json, "json", false, "with no action: print the status as JSON")
+	fl.BoolVar(&l.json, "json", false, "with no action: print the status as JSON; with a key domain action, its result")
+	fl.BoolVar(&l.createDomain, "create-dkek-key-domain", false, "sc-hsm-tool compatible: set up key domain --key-domain for --dkek-shares shares (see key-domain create)")
+	fl.BoolVar(&l.deleteDomain, "delete-key-domain", false, "sc-hsm-tool compatible: delete key domain --key-domain (see key-domain delete)")
+	fl.BoolVar(&l.clearKEK, "clear-kek", false, "sc-hsm-tool compatible: clear the DKEK shares of key domain --key-domain (see key-domain clear)")
+	decimalVar(fl, &l.keyDomain, "key-domain", "", -1, "with --initialize: the number of key domains (as --key-domains); with --import-dkek-share, --create-dkek-key-domain, --delete-key-domain, --clear-kek: the key domain")
 	l.init.register(cmd, true)
 	// Keep the main help about the subcommands: the legacy options work
 	// but are documented under the subcommands they map onto.
@@ -88,21 +106,46 @@ func (l *legacyFlags) help(cmd *cobra.Command) string {
 // run dispatches a legacy action; ok is false when none was given.
 func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 	actions := 0
-	for _, set := range []bool{l.initialize, l.createShare != "", l.importShare != "", l.wrapKey != "", l.unwrapKey != ""} {
+	for _, set := range []bool{l.initialize, l.createShare != "", l.importShare != "", l.wrapKey != "", l.unwrapKey != "", l.createDomain, l.deleteDomain, l.clearKEK} {
 		if set {
 			actions++
 		}
+	}
+	if l.keyDomain >= 0 && !(l.initialize || l.importShare != "" || l.createDomain || l.deleteDomain || l.clearKEK) {
+		return true, errors.New("--key-domain goes with --initialize (the number of key domains), --import-dkek-share, --create-dkek-key-domain, --delete-key-domain or --clear-kek (the key domain)")
 	}
 	if actions == 0 {
 		return false, nil
 	}
 	if actions > 1 {
+		if l.createDomain || l.deleteDomain || l.clearKEK {
+			return true, errors.New("give one of --initialize, --create-dkek-share, --import-dkek-share, --wrap-key, --unwrap-key, --create-dkek-key-domain, --delete-key-domain and --clear-kek at a time")
+		}
 		return true, errors.New("give one of --initialize, --create-dkek-share, --import-dkek-share, --wrap-key and --unwrap-key at a time")
 	}
 	changed := cmd.Flags().Changed
 	switch {
 	case l.initialize:
+		if l.keyDomain >= 0 {
+			if changed("key-domains") && l.init.keyDomains != l.keyDomain {
+				return true, fmt.Errorf("--key-domain %d and --key-domains %d disagree: with --initialize both give the number of key domains; give one", l.keyDomain, l.init.keyDomains)
+			}
+			l.init.keyDomains = l.keyDomain
+		}
 		return true, runInitialize(g, &l.init, l.soPIN, l.pin)
+	case l.createDomain || l.deleteDomain || l.clearKEK:
+		action, flag := "create", "--create-dkek-key-domain"
+		switch {
+		case l.deleteDomain:
+			action, flag = "delete", "--delete-key-domain"
+		case l.clearKEK:
+			action, flag = "clear", "--clear-kek"
+		}
+		if l.keyDomain < 0 {
+			return true, fmt.Errorf("%s needs --key-domain D: the key domain, 0 to 15", flag)
+		}
+		f := &keyDomainFlags{shares: l.init.dkekShares, pin: pinFlags{pin: l.pin, lastTry: l.init.lastTry}, json: l.json}
+		return true, runKeyDomain(g, action, l.keyDomain, f, true)
 	case l.createShare != "":
 		n := &nofmFlags{threshold: l.pwdThreshold, total: l.pwdTotal, out: l.pwdSharesOut}
 		return true, l.aside(g, l.createShare, func() error {
@@ -124,6 +167,9 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 			f.passwords = []string{l.password}
 		}
 		f.pin, f.lastTry = l.pin, l.init.lastTry
+		if l.keyDomain > 0 {
+			f.domain = l.keyDomain
+		}
 		return true, runImportShares(g, []string{l.importShare}, f, changed("pin"))
 	}
 }

@@ -107,6 +107,7 @@ in its place (they are listed below, under "sc-hsm-tool options").`,
 	root.AddCommand(newDeleteKeyCmd(g))
 	root.AddCommand(newImportKeyCmd(g))
 	root.AddCommand(newVersionCmd(g))
+	root.AddCommand(newKeyDomainCmd(g))
 	// --version: the same line as the version command.
 	root.Version = version.Get().String()
 	root.SetVersionTemplate("{{.Version}}\n")

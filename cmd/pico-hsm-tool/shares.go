@@ -553,6 +553,8 @@ type importFlags struct {
 	pin       string
 	lastTry   bool
 	nofm      nofmFlags
+	// domain is the key domain the shares go into (--key-domain).
+	domain int
 }
 
 func newImportShareCmd(g *globals) *cobra.Command {
@@ -567,7 +569,13 @@ n-of-m file). Every file is decrypted before the first share goes to the device.
 After each share this prints sc-hsm-tool's lines. The Pico HSM keeps the
 complete DKEK unprotected until the next user-PIN verification, and loses it if
 unplugged before: give --pin (verified before the first import) so that the
-DKEK is committed, and its real key check value shown, before this exits.`,
+DKEK is committed, and its real key check value shown, before this exits.
+
+On a device with key domains (initialize --key-domains), --key-domain D
+imports into domain D, which key-domain create D set up; the device takes
+shares for a domain other than 0 only once the user PIN is verified, so
+--pin is needed there. Each share is then reported as "DKEK share imported
+into key domain D", followed by the same lines.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImportShares(g, args, f, cmd.Flags().Changed("pin"))
@@ -580,6 +588,7 @@ DKEK is committed, and its real key check value shown, before this exits.`,
 	fl.StringArrayVar(&f.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE (ID in decimal); repeat for each custodian")
 	fl.StringVar(&f.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -): commits the DKEK and shows its real key check value")
 	fl.BoolVar(&f.lastTry, "last-try", false, "allow using a PIN that has only one try left")
+	decimalVar(fl, &f.domain, "key-domain", "", 0, "key domain to import into, 0 to 15 (default 0); a domain other than 0 needs --pin")
 	return cmd
 }
 
@@ -587,6 +596,17 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	// Everything is checked before the first key derivation, cheapest
 	// first: the files, the PIN, every password a script gives (and a
 	// terminal for the others), then the device.
+	if err := ceremony.CheckDomainNumber(f.domain); err != nil {
+		return err
+	}
+	if f.domain != 0 && !pinGiven {
+		// Asked for at the terminal with the other secrets; a script
+		// learns it before any file is read.
+		if !g.hasTerminal() {
+			return ceremony.ErrDomainNeedsPIN(f.domain)
+		}
+		pinGiven = true
+	}
 	if len(f.passwords) > len(paths) {
 		return tooManyPasswords(len(f.passwords), len(paths))
 	}
@@ -612,7 +632,7 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 		return err
 	}
 	defer conn.Close()
-	checked, err := ceremony.CheckImport(conn, len(paths))
+	checked, err := ceremony.CheckImportInto(conn, f.domain, len(paths))
 	if err != nil {
 		return err
 	}
@@ -625,7 +645,7 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	if err != nil {
 		return err
 	}
-	o := ceremony.ImportOptions{Shares: shares, Names: paths, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+	o := ceremony.ImportOptions{Shares: shares, Names: paths, Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
 		Warn: func(format string, args ...any) { g.note(format, args...) }}
 	if pin == nil && g.hasTerminal() {
 		o.AskPIN = func() ([]byte, error) {
