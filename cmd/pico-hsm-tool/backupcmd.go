@@ -57,6 +57,8 @@ func runWrapKey(g *globals, path string, k *keyFlags, p pinFlags, force, asJSON,
 	switch {
 	case asJSON:
 		return writeDeviceJSON(g, conn.Reader, "result", res)
+	case !legacy && (res.ManyDomains || res.Domain != 0):
+		fmt.Fprintf(g.stdout, "Key reference %d (key domain %d) wrapped under DKEK %s and saved to %s\n", res.Ref, res.Domain, res.KCV, res.Path)
 	case !legacy:
 		fmt.Fprintf(g.stdout, "Key reference %d wrapped under DKEK %s and saved to %s\n", res.Ref, res.KCV, res.Path)
 	}
@@ -74,7 +76,9 @@ func newUnwrapKeyCmd(g *globals) *cobra.Command {
 --key-reference the lowest free reference is taken.
 
 Before the device changes, the file is checked, and the backup's DKEK check
-value compared with the device's. An occupied reference needs --force; even
+value compared with the device's. On a device with key domains the key
+lands in the first domain whose DKEK has the backup's check value, as the
+firmware picks it; the result names the domain when it is not 0. An occupied reference needs --force; even
 then the old key is only replaced when the new one unwraps, unlike
 sc-hsm-tool, which deletes it first. The restored key is read back and
 compared with the backup's public key. A key whose label or ID another key
@@ -148,7 +152,11 @@ func unwrapKey(g *globals, path string, ref int, p pinFlags, o unwrapOptions) er
 	if res.Verified {
 		check = "; its public key matches the backup"
 	}
-	fmt.Fprintf(g.stdout, "%s key %q (ID %s) %s at key reference %d%s\n", res.Type, res.Label, res.ID, verb, res.Ref, check)
+	dom := ""
+	if res.Domain != 0 {
+		dom = fmt.Sprintf(" in key domain %d", res.Domain)
+	}
+	fmt.Fprintf(g.stdout, "%s key %q (ID %s) %s at key reference %d%s%s\n", res.Type, res.Label, res.ID, verb, res.Ref, dom, check)
 	return nil
 }
 
@@ -337,6 +345,10 @@ func printBackup(w io.Writer, dir string, res *backup.BackupResult) {
 		if e.Verified {
 			verified = "; verified: KCV, CMAC and key structure check out"
 		}
+		if res.ManyDomains && e.Domain != nil {
+			fmt.Fprintf(w, "backed up key reference %d (%s %q) of key domain %d to %s%s\n", e.Ref, e.Type, e.Label, *e.Domain, e.File, verified)
+			continue
+		}
 		fmt.Fprintf(w, "backed up key reference %d (%s %q) to %s%s\n", e.Ref, e.Type, e.Label, e.File, verified)
 	}
 	for _, s := range res.Skipped {
@@ -375,8 +387,16 @@ AES keys have no public key to compare: a reference that holds one is
 treated as holding another key. A key whose label or ID another key has is
 refused unless --allow-duplicate.
 
-Exit status: 0 every key restored or already present; 1 nothing restored;
-2 some keys restored and others failed, or the run was interrupted (each
+On a device with key domains each key lands in the first domain whose DKEK
+has the check value it was wrapped under, as the firmware picks it, and the
+plan names the domain. A key that no domain can take is not restorable:
+nothing is done for it, the other keys are restored, and it is reported
+again on every run until its DKEK is on the device.
+
+Exit status: 0 every key restored or already present; 1 nothing restored,
+the device is unchanged (keys that are not restorable, refused or failed
+without a trace, the others already present); 2 some keys restored and
+others failed or are not restorable, or the run was interrupted (each
 key's state is reported).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -429,13 +449,26 @@ key's state is reported).`,
 	return cmd
 }
 
-// printRestorePlan prints restore's plan, one line per key.
+// printRestorePlan prints restore's plan, one line per key; on a device
+// with key domains each line names the domain the key lands in.
 func printRestorePlan(w io.Writer, plan []backup.KeyResult) {
 	for _, r := range plan {
+		if r.Action == backup.ActionNotRestorable {
+			fmt.Fprintf(w, "plan: %s to key reference %d: not restorable: %s: nothing is done for it\n", r.File, r.Ref, r.Reason)
+			continue
+		}
 		what := map[string]string{backup.ActionRestore: "restore", backup.ActionSkip: "skip", backup.ActionReplace: "replace it (--force --key-reference " + fmt.Sprint(r.Ref) + ")",
 			backup.ActionRefuse: "refused: not named with --force --key-reference"}[r.Action]
-		fmt.Fprintf(w, "plan: %s to key reference %d: %s: %s\n", r.File, r.Ref, r.Reason, what)
+		fmt.Fprintf(w, "plan: %s to key reference %d%s: %s: %s\n", r.File, r.Ref, inDomain(r), r.Reason, what)
 	}
+}
+
+// inDomain is " in key domain D" for a key of a device with key domains.
+func inDomain(r backup.KeyResult) string {
+	if r.Domain == nil || !r.ShowDomain && *r.Domain == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" in key domain %d", *r.Domain)
 }
 
 // printRestore prints what became of each key, and a last line when the
@@ -445,9 +478,11 @@ func printRestore(w io.Writer, results []backup.KeyResult) {
 	for _, r := range results {
 		switch r.Status {
 		case backup.StatusRestored:
-			fmt.Fprintf(w, "restored %s to key reference %d (%s %q)\n", r.File, r.Result.Ref, r.Result.Type, r.Result.Label)
+			fmt.Fprintf(w, "restored %s to key reference %d%s (%s %q)\n", r.File, r.Result.Ref, inDomain(r), r.Result.Type, r.Result.Label)
 		case backup.StatusReplaced:
-			fmt.Fprintf(w, "restored %s to key reference %d (%s %q), replacing the key it held\n", r.File, r.Result.Ref, r.Result.Type, r.Result.Label)
+			fmt.Fprintf(w, "restored %s to key reference %d%s (%s %q), replacing the key it held\n", r.File, r.Result.Ref, inDomain(r), r.Result.Type, r.Result.Label)
+		case backup.StatusNotRestorable:
+			fmt.Fprintf(w, "not restorable: %s (key reference %d): %s\n", r.File, r.Ref, r.Reason)
 		case backup.StatusPresent:
 			fmt.Fprintf(w, "already present: %s at key reference %d (%s %q)\n", r.File, r.Ref, r.Result.Type, r.Result.Label)
 			present++

@@ -61,20 +61,64 @@ func wrapBlob(d *hsm.Device, ref byte) ([]byte, error) {
 var ErrNoDKEK = errors.New("the device has no DKEK: it was initialized without --dkek-shares, so no key can ever leave it; only re-initializing with --dkek-shares gives it one, and that destroys every key on it")
 
 // whyNoWrap explains a WRAP KEY refused with 6A88, which the firmware
-// answers both without a DKEK and while DKEK shares are outstanding
-// (cmd_key_wrap.c): the DKEK status query (cmd_key_domain.c) tells which.
-func whyNoWrap(d *hsm.Device, ref int, err error) error {
-	st, serr := d.DKEKStatus()
+// answers both without a DKEK and while DKEK shares are outstanding in
+// the key's domain (cmd_key_wrap.c): the domain's status (cmd_key_domain.c)
+// tells which. On a device without key domains (many false, dom 0) the
+// words are those of before key domains.
+func whyNoWrap(d *hsm.Device, ref, dom int, many bool, err error) error {
+	st, serr := d.DomainStatus(dom)
 	switch {
+	case errors.Is(serr, hsm.ErrDomainNotSetUp) && many:
+		return &msgError{fmt.Sprintf("cannot wrap key reference %d: it belongs to key domain %d, which is not set up and has no DKEK: set it up and import its shares first%s", ref, dom, swSuffix(err)), []error{serr, err}}
 	case serr != nil:
 		return err
-	case st.Shares == 0:
+	case st.Shares == 0 && !many:
 		return &msgError{fmt.Sprintf("cannot wrap key reference %d: %v%s", ref, ErrNoDKEK, swSuffix(err)), []error{ErrNoDKEK, err}}
-	case st.Outstanding > 0:
+	case st.Outstanding > 0 && !many:
 		return &msgError{fmt.Sprintf("cannot wrap key reference %d: the device's DKEK is incomplete (%d of %d shares imported): import the remaining shares first%s",
 			ref, st.Shares-st.Outstanding, st.Shares, swSuffix(err)), []error{err}}
+	case !st.Complete():
+		return &msgError{fmt.Sprintf("cannot wrap key reference %d: %s%s", ref, domainIncomplete(dom, st), swSuffix(err)), []error{hsm.ErrDKEKIncomplete, err}}
 	}
 	return err
+}
+
+// domainIncomplete says that key domain dom, set up with status st, cannot
+// wrap: its DKEK waits for shares, and how many.
+func domainIncomplete(dom int, st hsm.DKEKStatus) string {
+	if st.Shares == 0 {
+		return fmt.Sprintf("it belongs to key domain %d, which has no DKEK", dom)
+	}
+	return fmt.Sprintf("it belongs to key domain %d, whose DKEK is incomplete (%d of %d shares imported, %d missing): import the remaining shares of key domain %d first",
+		dom, st.Shares-st.Outstanding, st.Shares, st.Outstanding, dom)
+}
+
+// keyDomain reads the key domain of key ref from its key file's FCP
+// (metadata tag 92, pico-hsm cmd_key_domain.c get_key_domain) and tells
+// whether the device has key domains beyond domain 0: for a key of domain
+// 0 it asks the status of domain 1, which a device without key domains
+// answers 6A86 (hsm.ErrNoSuchDomain). found is false when the key file is
+// missing: WRAP KEY then says so in its own words.
+func keyDomain(d *hsm.Device, ref int) (dom int, many, found bool, err error) {
+	fi, err := d.SelectFile(hsm.KeyFID(hsm.PrefixKey, byte(ref)))
+	if apdu.IsStatus(err, apdu.SWFileNotFound) {
+		return 0, false, false, nil
+	}
+	if err != nil {
+		return 0, false, false, err
+	}
+	dom = fi.KeyDomain()
+	if dom != 0 {
+		return dom, true, true, nil
+	}
+	_, err = d.DomainStatus(1)
+	switch {
+	case err == nil, errors.Is(err, hsm.ErrDomainNotSetUp):
+		return 0, true, true, nil
+	case errors.Is(err, hsm.ErrNoSuchDomain), errors.Is(err, hsm.ErrNoDKEK):
+		return 0, false, true, nil
+	}
+	return 0, false, false, err
 }
 
 // msgError is a message of its own that still matches the errors it
@@ -117,11 +161,16 @@ type WrapOptions struct {
 
 // WrapResult describes a written backup.
 type WrapResult struct {
-	Ref    int    `json:"key_reference"`
-	Path   string `json:"file"`
-	SHA256 string `json:"sha256"`
-	KCV    string `json:"dkek_kcv"`
-	Size   int    `json:"size"`
+	Ref int `json:"key_reference"`
+	// Domain is the key domain the key belongs to (its FCP's tag 92); the
+	// blob is wrapped under that domain's DKEK, whose check value is KCV.
+	Domain int `json:"key_domain"`
+	// ManyDomains tells a device with key domains beyond domain 0.
+	ManyDomains bool   `json:"-"`
+	Path        string `json:"file"`
+	SHA256      string `json:"sha256"`
+	KCV         string `json:"dkek_kcv"`
+	Size        int    `json:"size"`
 }
 
 // WrapToFile exports one key to a file sc-hsm-tool can unwrap: PIN first
@@ -135,7 +184,8 @@ func WrapToFile(conn *device.Conn, o WrapOptions) (*WrapResult, error) {
 		}
 	}
 	var f *wrap.File
-	var ref int
+	var ref, dom int
+	var many bool
 	err := conn.Transaction(func() error {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
@@ -147,9 +197,26 @@ func WrapToFile(conn *device.Conn, o WrapOptions) (*WrapResult, error) {
 		if ref, err = resolve(conn.Device, o.Key); err != nil {
 			return err
 		}
+		dom, many, _, err = keyDomain(conn.Device, ref)
+		if err != nil {
+			return err
+		}
+		if dom != 0 {
+			// WRAP KEY uses the key's domain DKEK and answers 6A88 while
+			// it waits for shares (pico-hsm cmd_key_wrap.c): say so first.
+			st, err := conn.DomainStatus(dom)
+			switch {
+			case errors.Is(err, hsm.ErrDomainNotSetUp):
+				return &msgError{fmt.Sprintf("cannot wrap key reference %d: it belongs to key domain %d, which is not set up and has no DKEK: set it up and import its shares first", ref, dom), []error{err, hsm.ErrDKEKIncomplete}}
+			case err != nil:
+				return err
+			case !st.Complete():
+				return &msgError{fmt.Sprintf("cannot wrap key reference %d: %s", ref, domainIncomplete(dom, st)), []error{hsm.ErrDKEKIncomplete}}
+			}
+		}
 		f, err = Export(conn.Device, byte(ref))
 		if errors.Is(err, hsm.ErrDKEKIncomplete) {
-			return whyNoWrap(conn.Device, ref, err)
+			return whyNoWrap(conn.Device, ref, dom, many, err)
 		}
 		return err
 	})
@@ -167,7 +234,7 @@ func WrapToFile(conn *device.Conn, o WrapOptions) (*WrapResult, error) {
 	}
 	bl, _ := wrap.ParseBlob(f.Blob)
 	sum := sha256.Sum256(data)
-	return &WrapResult{Ref: ref, Path: o.Path, SHA256: fmt.Sprintf("%x", sum), KCV: fmt.Sprintf("%X", bl.KCV), Size: len(data)}, nil
+	return &WrapResult{Ref: ref, Domain: dom, ManyDomains: many, Path: o.Path, SHA256: fmt.Sprintf("%x", sum), KCV: fmt.Sprintf("%X", bl.KCV), Size: len(data)}, nil
 }
 
 // notWritten says that path was not written, and that the file there, if
@@ -217,12 +284,15 @@ type RestoreResult struct {
 	Type string `json:"type"`
 	// Bits is the RSA modulus or AES key size, or the EC field size, as
 	// list-keys gives it; Curve names the EC curve.
-	Bits    int    `json:"bits,omitempty"`
-	Curve   string `json:"curve,omitempty"`
-	Label   string `json:"label"`
-	ID      string `json:"id"`
-	KCV     string `json:"dkek_kcv"`
-	Replace bool   `json:"replaced"`
+	Bits  int    `json:"bits,omitempty"`
+	Curve string `json:"curve,omitempty"`
+	Label string `json:"label"`
+	ID    string `json:"id"`
+	KCV   string `json:"dkek_kcv"`
+	// Domain is the key domain the key lands in: the first whose DKEK
+	// has the blob's check value (pico-hsm cmd_key_unwrap.c).
+	Domain  int  `json:"key_domain"`
+	Replace bool `json:"replaced"`
 	// Verified tells that the key read back matches the backup's public
 	// key (RSA and EC keys with a certificate in the backup).
 	Verified bool `json:"verified"`
@@ -263,10 +333,11 @@ func Restore(conn *device.Conn, o RestoreOptions) (*RestoreResult, error) {
 		return nil, err
 	}
 	err = conn.Transaction(func() error {
-		fids, err := loginForRestore(conn, o.PIN, o.AllowLastTry, p.bl.KCV)
+		fids, dom, err := loginForRestore(conn, o.PIN, o.AllowLastTry, p.bl.KCV)
 		if err != nil {
 			return nothingRestored(err)
 		}
+		p.res.Domain = dom
 		ref, replace, err := chooseRef(fids, o.Ref, o.Force)
 		if err != nil {
 			return err
@@ -348,20 +419,33 @@ func prepare(file []byte, name string) (*prepared, error) {
 // dkekshare). A wrapped-key file starts with a SEQUENCE tag, 30.
 func IsShareFile(b []byte) bool { return bytes.HasPrefix(b, []byte("Salted__")) }
 
-// loginForRestore is keystore.LoginForUnwrap with restore's words for a
-// device whose DKEK cannot take the backup.
-func loginForRestore(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]byte) ([]uint16, error) {
-	fids, err := keystore.LoginForUnwrap(conn, pin, allowLastTry, kcv)
-	var dm *keystore.DKEKMismatch
-	switch {
-	case !errors.As(err, &dm):
-		return fids, err
-	case dm.None():
-		return nil, fmt.Errorf("%w: restoring needs the DKEK the backup was made under", hsm.ErrNoDKEK)
-	case dm.Incomplete():
-		return nil, fmt.Errorf("%v: import the remaining shares first", dm)
+// loginForRestore is keystore.LoginForUnwrapDomain with restore's words
+// for a device whose DKEKs cannot take the backup. It returns the file
+// list and the key domain the key will land in.
+func loginForRestore(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]byte) ([]uint16, int, error) {
+	fids, dom, _, err := keystore.LoginForUnwrapDomain(conn, pin, allowLastTry, kcv)
+	if err != nil {
+		return nil, 0, restoreMismatch(err, kcv)
 	}
-	return nil, fmt.Errorf("%w: backup was made under DKEK %X, device has %s: import the shares of the DKEK %X, or restore into the device that holds it", ErrWrongDKEK, kcv, dm.Status.KCVHex(), kcv)
+	return fids, dom, nil
+}
+
+// restoreMismatch gives restore's words to a device whose DKEKs cannot
+// take a blob made under kcv; other errors pass unchanged.
+func restoreMismatch(err error, kcv [8]byte) error {
+	var dm *keystore.DKEKMismatch
+	var nd *keystore.NoDomainMatch
+	switch {
+	case errors.As(err, &nd):
+		return &msgError{fmt.Sprintf("%v: %v: the backup was made under DKEK %X: import that DKEK's shares into a key domain of this device, or restore on the device that holds that DKEK", ErrWrongDKEK, nd, kcv), []error{ErrWrongDKEK, nd}}
+	case !errors.As(err, &dm):
+		return err
+	case dm.None():
+		return fmt.Errorf("%w: restoring needs the DKEK the backup was made under", hsm.ErrNoDKEK)
+	case dm.Incomplete():
+		return fmt.Errorf("%v: import the remaining shares first", dm)
+	}
+	return fmt.Errorf("%w: backup was made under DKEK %X, device has %s: import the shares of the DKEK %X, or restore into the device that holds it", ErrWrongDKEK, kcv, dm.Status.KCVHex(), kcv)
 }
 
 // restoreOne unwraps one prepared backup into ref after loginForRestore;

@@ -28,6 +28,9 @@ type BackupResult struct {
 	// KeptAs is the name the earlier backup in the directory was moved to
 	// (DIR.~N~), or "".
 	KeptAs string `json:"earlier_backup_kept_as,omitempty"`
+	// ManyDomains tells that the device has key domains beyond domain 0,
+	// as far as the backup read them, or that a key is in one.
+	ManyDomains bool `json:"-"`
 }
 
 // BackupAll wraps every exportable key of the device in one session, one
@@ -47,11 +50,22 @@ type BackupResult struct {
 // over one, the earlier backup stays and nothing is written.
 //
 // The session takes 5 + 3N APDUs for N keys: SELECT, the PIN's tries left,
-// VERIFY, the DKEK status and LIST KEYS, then for each key its description
-// and certificate (keystore.ListFrom, without the key file's FCP) and WRAP
-// KEY, whose answer also tells a key that is not exportable (6985). The
-// files are built from what the listing read, as sc-hsm-tool.c wrap_key
-// builds one from the same three.
+// VERIFY, the DKEK status of key domain 0 and LIST KEYS, then for each key
+// its description and certificate (keystore.ListFrom, without the key
+// file's FCP) and WRAP KEY, whose answer also tells a key that is not
+// exportable (6985). The files are built from what the listing read, as
+// sc-hsm-tool.c wrap_key builds one from the same three.
+//
+// Each key's manifest entry records the check value its blob starts with
+// and its key domain: the one whose DKEK has that check value. When
+// domain 0 is complete and every blob has its check value, no other
+// domain is read and every key is recorded in domain 0 (a key of another
+// domain with the same DKEK as domain 0 is recorded in domain 0, where
+// UNWRAP KEY puts it back anyway). Otherwise every domain is read (up to
+// 16 APDUs), and a key whose check value several domains share, or whose
+// domain cannot wrap (WRAP KEY answers 6A88 while its DKEK waits for
+// shares), costs a SELECT of its key file for the domain in its FCP. A
+// key whose domain cannot wrap is listed as skipped, naming the domain.
 func BackupAll(conn *device.Conn, o BackupOptions) (*BackupResult, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -88,6 +102,7 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*BackupResult, error) {
 		e    Entry
 	}
 	var files []file
+	var kd *backupDomains
 	err = conn.Transaction(func() error {
 		if _, err := conn.SelectApplication(); err != nil {
 			return err
@@ -95,17 +110,11 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*BackupResult, error) {
 		if err := conn.Login(o.PIN, o.AllowLastTry); err != nil {
 			return err
 		}
-		st, err := conn.DKEKStatus()
+		kd, err = readBackupDomains(conn)
 		if err != nil {
 			return err
 		}
-		if st.Shares == 0 {
-			return fmt.Errorf("cannot back up: %w", ErrNoDKEK)
-		}
-		if !st.Complete() {
-			return fmt.Errorf("cannot back up: the device has no complete DKEK (%d shares, %d outstanding)", st.Shares, st.Outstanding)
-		}
-		m.KCV = st.KCVHex()
+		m.KCV = kd.zeroKCV
 		fids, err := conn.ListObjects()
 		if err != nil {
 			return err
@@ -120,6 +129,16 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*BackupResult, error) {
 				m.Skipped = append(m.Skipped, Skipped{Ref: k.Ref, Label: k.Label, Reason: "not exportable: generated without the WRAP permission"})
 				continue
 			}
+			if errors.Is(err, hsm.ErrDKEKIncomplete) {
+				// 6A88: the key's domain has no complete DKEK (pico-hsm
+				// cmd_key_wrap.c).
+				why, err := kd.whyIncomplete(conn, k.Ref)
+				if err != nil {
+					return err
+				}
+				m.Skipped = append(m.Skipped, Skipped{Ref: k.Ref, Label: k.Label, Reason: why})
+				continue
+			}
 			if device.Interrupted(err) {
 				// The session is gone: no later key can be wrapped.
 				return fmt.Errorf("key reference %d: %w", k.Ref, err)
@@ -128,9 +147,14 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*BackupResult, error) {
 				failed = append(failed, fmt.Sprintf("key reference %d: %v", k.Ref, err))
 				continue
 			}
+			kcv := [8]byte(blob[:8])
+			dom, err := kd.domainOf(conn, k.Ref, kcv)
+			if err != nil {
+				return err
+			}
 			data := (&wrap.File{Blob: blob, PRKD: k.PRKD, Cert: k.Cert}).Marshal()
 			name := FileName(k.Ref, k.Label)
-			e := Entry{File: name, Ref: k.Ref, Label: k.Label, ID: k.ID, Type: k.Type, Bits: k.Bits, Curve: k.Curve, KCV: m.KCV, Time: o.Now().UTC()}
+			e := Entry{File: name, Ref: k.Ref, Label: k.Label, ID: k.ID, Type: k.Type, Bits: k.Bits, Curve: k.Curve, KCV: fmt.Sprintf("%X", kcv), Domain: &dom, Time: o.Now().UTC()}
 			if o.DKEK != nil {
 				if _, err := Inspect(data, o.DKEK); err != nil {
 					failed = append(failed, fmt.Sprintf("key reference %d: the backup does not verify: %v", k.Ref, err))
@@ -163,7 +187,7 @@ func BackupAll(conn *device.Conn, o BackupOptions) (*BackupResult, error) {
 	if err := atomicfile.Write(filepath.Join(tmp, ManifestName), append(js, '\n'), 0o600, false); err != nil {
 		return nil, t.inTarget(err, tmp)
 	}
-	res := &BackupResult{Manifest: m}
+	res := &BackupResult{Manifest: m, ManyDomains: kd.many()}
 	if res.KeptAs, err = t.swapIn(tmp); err != nil {
 		return nil, err
 	}
@@ -303,4 +327,113 @@ func keptAt(aside string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (the earlier backup is in %s)", aside)
+}
+
+// backupDomains are the key domains BackupAll reads: domain 0 first, and
+// the others only when a key needs them.
+type backupDomains struct {
+	zero    hsm.DKEKStatus
+	zeroKCV string // domain 0's check value, "" unless it is complete
+	doms    *keystore.Domains
+	// other: a key is in a domain other than 0.
+	other bool
+}
+
+// readBackupDomains reads key domain 0 and, unless its DKEK is complete,
+// every domain. A device without key domains whose DKEK is missing or
+// incomplete is refused as before key domains; so is a device with key
+// domains none of which has a complete DKEK.
+func readBackupDomains(conn *device.Conn) (*backupDomains, error) {
+	kd := &backupDomains{}
+	st, err := conn.DomainStatus(0)
+	switch {
+	case err == nil:
+		kd.zero = st
+		if st.Complete() {
+			kd.zeroKCV = st.KCVHex()
+			return kd, nil
+		}
+	case errors.Is(err, hsm.ErrDomainNotSetUp):
+	default:
+		return nil, err
+	}
+	if err := kd.readAll(conn); err != nil {
+		return nil, err
+	}
+	if !kd.doms.Many() {
+		if st.Shares == 0 {
+			return nil, fmt.Errorf("cannot back up: %w", ErrNoDKEK)
+		}
+		return nil, fmt.Errorf("cannot back up: the device has no complete DKEK (%d shares, %d outstanding)", st.Shares, st.Outstanding)
+	}
+	for _, d := range kd.doms.List {
+		if d.SetUp && d.Status.Complete() {
+			return kd, nil
+		}
+	}
+	return nil, fmt.Errorf("cannot back up: no key domain of the device has a complete DKEK (%s): import the remaining shares of a key domain first", keystore.DescribeDomains(kd.doms.List))
+}
+
+func (kd *backupDomains) readAll(conn *device.Conn) error {
+	if kd.doms != nil {
+		return nil
+	}
+	list, err := conn.KeyDomains()
+	if err != nil {
+		return err
+	}
+	kd.doms = &keystore.Domains{List: list, All: true}
+	return nil
+}
+
+func (kd *backupDomains) many() bool { return kd.other || (kd.doms != nil && kd.doms.Many()) }
+
+// domainOf is the key domain of key ref, whose blob starts with kcv.
+func (kd *backupDomains) domainOf(conn *device.Conn, ref int, kcv [8]byte) (int, error) {
+	if kd.zeroKCV != "" && kd.zero.KCV == kcv && kd.doms == nil {
+		return 0, nil
+	}
+	if err := kd.readAll(conn); err != nil {
+		return 0, err
+	}
+	var match []int
+	for _, d := range kd.doms.List {
+		if d.SetUp && d.Status.Complete() && d.Status.KCV == kcv {
+			match = append(match, d.Domain)
+		}
+	}
+	dom := 0
+	if len(match) == 1 {
+		dom = match[0]
+	} else {
+		fi, err := conn.SelectFile(hsm.KeyFID(hsm.PrefixKey, byte(ref)))
+		if err != nil {
+			return 0, fmt.Errorf("key reference %d: %w", ref, err)
+		}
+		dom = fi.KeyDomain()
+	}
+	kd.other = kd.other || dom != 0
+	return dom, nil
+}
+
+// whyIncomplete says why key ref's domain cannot wrap it: the domain in
+// its key file's FCP is not set up, or waits for shares.
+func (kd *backupDomains) whyIncomplete(conn *device.Conn, ref int) (string, error) {
+	fi, err := conn.SelectFile(hsm.KeyFID(hsm.PrefixKey, byte(ref)))
+	if err != nil {
+		return "", fmt.Errorf("key reference %d: %w", ref, err)
+	}
+	dom := fi.KeyDomain()
+	kd.other = kd.other || dom != 0
+	st, err := conn.DomainStatus(dom)
+	switch {
+	case errors.Is(err, hsm.ErrDomainNotSetUp):
+		return fmt.Sprintf("cannot be wrapped now: its key domain %d is not set up and has no DKEK", dom), nil
+	case err != nil:
+		return "", err
+	case st.Shares == 0:
+		return fmt.Sprintf("cannot be wrapped now: its key domain %d has no DKEK", dom), nil
+	}
+	return fmt.Sprintf("cannot be wrapped now: its key domain %d's DKEK is incomplete (%d of %d shares imported): import the remaining shares of key domain %d, then back up again",
+		dom, st.Shares-st.Outstanding, st.Shares, dom), nil
 }

@@ -21,22 +21,30 @@ type Manifest struct {
 	Version int       `json:"version"`
 	Created time.Time `json:"created"`
 	Reader  string    `json:"reader"`
-	KCV     string    `json:"dkek_kcv"`
-	Keys    []Entry   `json:"keys"`
+	// KCV is key domain 0's DKEK check value, "" when domain 0 has no
+	// complete DKEK; each key's is in its entry.
+	KCV  string  `json:"dkek_kcv"`
+	Keys []Entry `json:"keys"`
 	// Skipped lists the keys that were not backed up, and why.
 	Skipped []Skipped `json:"skipped"`
 }
 
 // Entry is one backed-up key.
 type Entry struct {
-	File   string    `json:"file"`
-	Ref    int       `json:"key_reference"`
-	Label  string    `json:"label"`
-	ID     string    `json:"id"`
-	Type   string    `json:"type"`
-	Bits   int       `json:"bits,omitempty"`
-	Curve  string    `json:"curve,omitempty"`
-	KCV    string    `json:"dkek_kcv"`
+	File  string `json:"file"`
+	Ref   int    `json:"key_reference"`
+	Label string `json:"label"`
+	ID    string `json:"id"`
+	Type  string `json:"type"`
+	Bits  int    `json:"bits,omitempty"`
+	Curve string `json:"curve,omitempty"`
+	// KCV is the check value of the DKEK the key is wrapped under: its
+	// key domain's, the blob's first 8 bytes (pico-hsm cmd_key_wrap.c).
+	KCV string `json:"dkek_kcv"`
+	// Domain is the key domain the key belonged to. A manifest written
+	// before key domains has none: its keys are all under the manifest's
+	// DKEK, as if in domain 0.
+	Domain *int      `json:"key_domain,omitempty"`
 	SHA256 string    `json:"sha256"`
 	Time   time.Time `json:"time"`
 	// Verified is set when the file was verified offline with the shares.

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,10 @@ const (
 	// ActionRefuse: the key reference holds another key, or one that
 	// cannot be compared with the backup's, and was not named.
 	ActionRefuse = "refuse"
+	// ActionNotRestorable: no key domain of the device has the DKEK the
+	// key was wrapped under; nothing is done for it, while the other keys
+	// are restored.
+	ActionNotRestorable = "not restorable"
 )
 
 // What became of a key of RestoreAll.
@@ -40,6 +45,8 @@ const (
 	// StatusNotRestored: the restore stopped before this key, or before
 	// the device changed.
 	StatusNotRestored = "not restored"
+	// StatusNotRestorable: the key's plan was ActionNotRestorable.
+	StatusNotRestorable = "not restorable"
 )
 
 // KeyResult is one key of RestoreAll: the plan, then what became of it.
@@ -50,10 +57,19 @@ type KeyResult struct {
 	// reference held that decided it.
 	Action string `json:"action"`
 	Reason string `json:"reason"`
+	// Domain is the key domain the key lands in (the first whose DKEK has
+	// the blob's check value, as UNWRAP KEY picks it: pico-hsm
+	// cmd_key_unwrap.c), null when none has it.
+	Domain *int `json:"key_domain"`
+	// ShowDomain tells that the device has key domains beyond domain 0,
+	// so that the plan names each key's.
+	ShowDomain bool `json:"-"`
 	// Status is the outcome (StatusRestored, ...).
 	Status string         `json:"status"`
 	Result *RestoreResult `json:"result,omitempty"`
 	Error  string         `json:"error,omitempty"`
+	// kcv is the blob's DKEK check value, for messages.
+	kcv string
 }
 
 // RestoreAllOptions are the inputs of RestoreAll.
@@ -121,7 +137,15 @@ func RestoreAll(conn *device.Conn, o RestoreAllOptions) ([]KeyResult, error) {
 		replace[r] = true
 	}
 	preps := make([]*prepared, len(m.Keys))
-	var kcv [8]byte
+	var kcvs [][8]byte
+	seen := map[[8]byte]bool{}
+	// An entry without "key_domain" comes from a manifest written before
+	// key domains, when a backup held the keys of one DKEK: the
+	// manifest's "dkek_kcv", or else the first such file's.
+	var one *[8]byte
+	if k, err := hex.DecodeString(m.KCV); err == nil && len(k) == 8 {
+		one = (*[8]byte)(k)
+	}
 	for i, e := range m.Keys {
 		path := filepath.Join(o.Dir, e.File)
 		b, err := os.ReadFile(path)
@@ -134,28 +158,53 @@ func RestoreAll(conn *device.Conn, o RestoreAllOptions) ([]KeyResult, error) {
 		if preps[i], err = prepare(b, path); err != nil {
 			return nil, err
 		}
-		if i == 0 {
-			kcv = preps[i].bl.KCV
-		} else if preps[i].bl.KCV != kcv {
-			return nil, fmt.Errorf("%s: made under DKEK %X, the other files under %X: nothing was restored", path, preps[i].bl.KCV, kcv)
+		kcv := preps[i].bl.KCV
+		switch {
+		case e.Domain != nil:
+			if e.KCV != "" && !strings.EqualFold(e.KCV, fmt.Sprintf("%X", kcv)) {
+				return nil, fmt.Errorf("%s: made under DKEK %X, the manifest says %s: nothing was restored", path, kcv, e.KCV)
+			}
+		case one == nil:
+			one = &kcv
+		case *one != kcv:
+			return nil, fmt.Errorf("%s: made under DKEK %X, the other files under %X: nothing was restored", path, kcv, *one)
+		}
+		if !seen[kcv] {
+			seen[kcv] = true
+			kcvs = append(kcvs, kcv)
 		}
 	}
 	results := make([]KeyResult, len(m.Keys))
 	for i, e := range m.Keys {
 		results[i] = KeyResult{File: e.File, Ref: e.Ref, Status: StatusNotRestored}
 	}
-	failed, restored, present := 0, 0, 0
+	failed, restored, present, unrestorable := 0, 0, 0, 0
 	// changed: a key that failed may have been restored in part, so the
 	// device cannot be said to be unchanged.
 	changed := false
 	stoppedAt := -1
 	planned := false
 	err = conn.Transaction(func() error {
-		fids, err := loginForRestore(conn, o.PIN, o.AllowLastTry, kcv)
+		doms, err := keystore.LoginForUnwrapAll(conn, o.PIN, o.AllowLastTry, kcvs...)
 		if err != nil {
 			return nothingRestored(err)
 		}
-		onDevice, err := plan(conn, preps, results, fids, replace)
+		if !doms.Many() {
+			// A device without key domains: a backup none of whose keys
+			// its DKEK takes is refused as before key domains.
+			any := false
+			for _, k := range kcvs {
+				any = any || doms.Match(k) >= 0
+			}
+			if !any {
+				return restoreMismatch(doms.Mismatch(kcvs[0]), kcvs[0])
+			}
+		}
+		fids, err := conn.ListObjects()
+		if err != nil {
+			return nothingRestored(err)
+		}
+		onDevice, err := plan(conn, preps, results, fids, replace, doms)
 		if err != nil {
 			return nothingRestored(err)
 		}
@@ -175,6 +224,10 @@ func RestoreAll(conn *device.Conn, o RestoreAllOptions) ([]KeyResult, error) {
 			r := &results[i]
 			if r.Action == ActionSkip {
 				present++
+				continue
+			}
+			if r.Action == ActionNotRestorable {
+				unrestorable++
 				continue
 			}
 			if stoppedAt >= 0 {
@@ -211,14 +264,17 @@ func RestoreAll(conn *device.Conn, o RestoreAllOptions) ([]KeyResult, error) {
 	var msg string
 	switch {
 	case stoppedAt >= 0:
-		msg = fmt.Sprintf("%d of %d keys were not restored: the restore was interrupted at %s (its state and how to finish it are above)", failed, len(m.Keys), m.Keys[stoppedAt].File)
+		msg = fmt.Sprintf("%d of %d keys were not restored: the restore was interrupted at %s (its state and how to finish it are above)", failed+unrestorable, len(m.Keys), m.Keys[stoppedAt].File)
 		if stoppedAt+1 < len(m.Keys) {
 			msg += "; then run the same restore again: it skips the keys already restored"
 		}
-	case failed > 0:
-		msg = fmt.Sprintf("%d of %d keys were not restored", failed, len(m.Keys))
+	case failed+unrestorable > 0:
+		msg = fmt.Sprintf("%d of %d keys were not restored", failed+unrestorable, len(m.Keys))
 	default:
 		return results, nil
+	}
+	if unrestorable > 0 {
+		msg += fmt.Sprintf(" (%s: %s)", notRestorable(results, unrestorable), howToRestore)
 	}
 	if restored > 0 || changed {
 		return results, fmt.Errorf("%w: %s", ErrPartial, msg)
@@ -227,6 +283,25 @@ func RestoreAll(conn *device.Conn, o RestoreAllOptions) ([]KeyResult, error) {
 		msg += fmt.Sprintf(" (%d already present)", present)
 	}
 	return results, fmt.Errorf("nothing was restored: %s", msg)
+}
+
+// howToRestore says what makes a key that no key domain takes restorable.
+const howToRestore = "import that DKEK's shares into a key domain of this device, or restore on the device that holds that DKEK"
+
+// notRestorable names the n keys no key domain takes: "key-002-b.bin
+// needs DKEK X".
+func notRestorable(results []KeyResult, n int) string {
+	var s []string
+	for _, r := range results {
+		if r.Action == ActionNotRestorable {
+			s = append(s, fmt.Sprintf("%s needs DKEK %s", r.File, r.kcv))
+		}
+	}
+	verb := "is"
+	if n > 1 {
+		verb = "are"
+	}
+	return fmt.Sprintf("%d %s not restorable here: %s", n, verb, strings.Join(s, ", "))
 }
 
 // refsOf lists the key references of a manifest, for messages.
@@ -243,7 +318,11 @@ func refsOf(keys []Entry) string {
 // each (they say which keys they are, and hold the labels and IDs that
 // checkDuplicates needs); a reference of the backup that holds a key
 // costs one more, of its certificate, to compare public keys.
-func plan(conn *device.Conn, preps []*prepared, results []KeyResult, fids []uint16, replace map[int]bool) ([]keystore.Key, error) {
+//
+// Each key lands in the first key domain whose DKEK has its blob's check
+// value (doms.Match); a key that none has is not restorable, unless its
+// reference holds it already.
+func plan(conn *device.Conn, preps []*prepared, results []KeyResult, fids []uint16, replace map[int]bool, doms *keystore.Domains) ([]keystore.Key, error) {
 	keys, err := keystore.ListFrom(conn.Device, fids, keystore.ReadPRKD)
 	if err != nil {
 		return nil, err
@@ -254,7 +333,19 @@ func plan(conn *device.Conn, preps []*prepared, results []KeyResult, fids []uint
 	}
 	for i := range results {
 		r := &results[i]
-		if !keystore.Occupied(fids, r.Ref) {
+		r.ShowDomain = doms.Many()
+		r.kcv = fmt.Sprintf("%X", preps[i].bl.KCV)
+		dom := doms.Match(preps[i].bl.KCV)
+		if dom >= 0 {
+			r.Domain = &dom
+			preps[i].res.Domain = dom
+		}
+		occupied := keystore.Occupied(fids, r.Ref)
+		if dom < 0 && !occupied {
+			r.Action, r.Reason, r.Status = ActionNotRestorable, noDomain(r.kcv), StatusNotRestorable
+			continue
+		}
+		if !occupied {
 			r.Action, r.Reason = ActionRestore, "free"
 			continue
 		}
@@ -268,6 +359,8 @@ func plan(conn *device.Conn, preps []*prepared, results []KeyResult, fids []uint
 			res := preps[i].res
 			res.Ref, res.Verified = r.Ref, true
 			r.Status, r.Result = StatusPresent, &res
+		case dom < 0:
+			r.Action, r.Reason, r.Status = ActionNotRestorable, noDomain(r.kcv), StatusNotRestorable
 		case replace[r.Ref]:
 			r.Action, r.Reason = ActionReplace, why
 		default:
@@ -275,6 +368,11 @@ func plan(conn *device.Conn, preps []*prepared, results []KeyResult, fids []uint
 		}
 	}
 	return keys, nil
+}
+
+// noDomain is the reason a key wrapped under DKEK kcv is not restorable.
+func noDomain(kcv string) string {
+	return "no key domain on this device has DKEK check value " + kcv
 }
 
 // holdsSame tells whether key reference ref holds the backup's key, and
