@@ -18,9 +18,9 @@ backed up under that DKEK only: two teams can share a device without sharing
 a DKEK. initialize sets domain 0 up for --dkek-shares; key-domain create sets
 up the others.
 
-Each command verifies the user PIN first (the firmware asks for it only to
-create a domain, the tool for all three) and checks the domain before the PIN
-spends a try.`
+Each command checks the domain first, so that a refusal spends no PIN try,
+then verifies the user PIN before it changes anything (the firmware asks for
+the PIN only to create a domain; the tool asks for it for all three).`
 	cmd.AddCommand(newKeyDomainActionCmd(g, "create"), newKeyDomainActionCmd(g, "delete"), newKeyDomainActionCmd(g, "clear"))
 	return cmd
 }
