@@ -69,8 +69,8 @@ func TestAPDUCounts(t *testing.T) {
 		// SELECT, the DKEK status (checked before the slow decryption:
 		// a device without outstanding shares fails first), IMPORT.
 		{"import one share", importN, 3, 4},
-		{"wrap RSA", wrapRSA, 6, 13},
-		{"wrap EC", wrapEC, 6, 12},
+		{"wrap RSA", wrapRSA, 8, 13},
+		{"wrap EC", wrapEC, 8, 12},
 		{"unwrap", unwrapN, 9, 13},
 		{"unwrap --force", forceN, 9, 16},
 		{"backup of 3 keys", backupN, 5 + 3*3, 3 * 13},
