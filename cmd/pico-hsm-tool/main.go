@@ -108,6 +108,7 @@ in its place (they are listed below, under "sc-hsm-tool options").`,
 	root.AddCommand(newImportKeyCmd(g))
 	root.AddCommand(newVersionCmd(g))
 	root.AddCommand(newKeyDomainCmd(g))
+	root.AddCommand(newAttestCmd(g))
 	// --version: the same line as the version command.
 	root.Version = version.Get().String()
 	root.SetVersionTemplate("{{.Version}}\n")
