@@ -13,6 +13,7 @@ import (
 
 func newImportKeyCmd(g *globals) *cobra.Command {
 	var d dkekFlags
+	var kf keyFileFlags
 	var p pinFlags
 	var keyPath, label, id string
 	var ref int
@@ -23,10 +24,7 @@ func newImportKeyCmd(g *globals) *cobra.Command {
 		Long: `Import a software private key into the device: it is sealed in memory under
 the DKEK that the share files make, sent with UNWRAP KEY, and checked.
 
-  --key  RSA 1024 to 4096 bits (PKCS#1 or PKCS#8), EC on secp256r1, secp384r1,
-         secp521r1, secp256k1, brainpoolP256r1, brainpoolP384r1 or
-         brainpoolP512r1 (SEC 1 or PKCS#8), PEM or DER, unencrypted; AES-128,
-         -192 or -256 as a file of 16, 24 or 32 bytes or of their hex digits
+` + keyFileHelp + `
 
 Before the device changes, the key file is read, the DKEK check value of the
 shares compared with the device's, the key reference checked (the lowest
@@ -35,10 +33,13 @@ compared with the other keys' (a duplicate is refused unless
 --allow-duplicate). After UNWRAP KEY, the public key the device shows for
 the key is compared with the software key's, and the device signs a random
 digest that the software key verifies (RSA and EC; AES keys have nothing to
-compare). Only then is the PKCS#15 description written, so that
-pkcs15-tool -D and pkcs11-tool -O list the key under its label and ID.
+compare). Then the key's certificate, if any, replaces the CV request in
+EF CExx, and only then is the PKCS#15 description written, so that
+pkcs15-tool -D and pkcs11-tool -O list the key, and its certificate, under
+its label and ID.
 
-The label defaults to the key file's name without its extension, the ID to
+The label defaults to the PKCS#12 friendly name or the key file's name
+without its extension, the ID to
 OpenSC's ID for the key pair (the SHA-1 of the RSA modulus or of the EC
 point; 01 for AES). With --no-export the key can never leave the device:
 WRAP is left out of its allowed algorithms. The DKEK, the key and the PIN
@@ -62,13 +63,14 @@ as it was: destroy it or lock it away.`,
 			if !cmd.Flags().Changed("key-reference") {
 				ref = -1
 			}
-			if !cmd.Flags().Changed("label") {
-				label = defaultLabel(keyPath)
-			}
-			key, dkek, wipe, err := g.softwareKey(keyPath, &d)
+			kf.passwordGiven = cmd.Flags().Changed("key-password")
+			key, dkek, wipe, err := g.softwareKey(keyPath, &kf, &d)
 			defer wipe()
 			if err != nil {
 				return err
+			}
+			if !cmd.Flags().Changed("label") {
+				label = keyLabel(key, keyPath)
 			}
 			conn, pin, done, err := g.openWithPIN(p.pin)
 			if err != nil {
@@ -88,16 +90,21 @@ as it was: destroy it or lock it away.`,
 				check = "its public key matches the software key's and a test signature by the device verifies with it"
 			}
 			fmt.Fprintf(g.stdout, "Imported %s from %s at key reference %d, label %q, ID %s; %s\n", res.Key, keyPath, res.Ref, res.Label, res.ID, check)
-			fmt.Fprintf(g.stdout, "%s still holds the key in the clear: destroy it or lock it away, the device copy is now the one to protect\n", keyPath)
+			if res.Certificate != "" {
+				fmt.Fprintf(g.stdout, "Stored its certificate %s (issued by %s) in place of the device's CV request\n", res.Certificate, res.CertificateIssuer)
+			}
+			otherCerts(g, key, keyPath)
+			fmt.Fprintf(g.stdout, "%s: destroy it or lock it away, the device copy is now the one to protect\n", stillHolds(key, keyPath))
 			return nil
 		},
 	}
 	d.register(cmd)
+	kf.register(cmd)
 	p.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&keyPath, "key", "", "the software private key file (PEM, DER, raw or hex AES)")
+	fl.StringVar(&keyPath, "key", "", "the software private key file (PEM, DER, PKCS#12, raw or hex AES)")
 	decimalVar(fl, &ref, "key-reference", "i", -1, "key reference from 1 to 255, which must be free (default: the lowest free one)")
-	fl.StringVar(&label, "label", "", "the key's label (default: the key file's name without extension)")
+	fl.StringVar(&label, "label", "", "the key's label (default: the PKCS#12 friendly name, else the key file's name without extension)")
 	fl.StringVar(&id, "id", "", "the key's ID in hex (default: OpenSC's ID for the key pair)")
 	fl.BoolVar(&noExport, "no-export", false, "the key can never leave the device: leave WRAP out of its allowed algorithms")
 	fl.BoolVar(&allowDup, "allow-duplicate", false, "import the key even if another key has its label or ID (it makes --label and --id ambiguous)")
