@@ -16,7 +16,7 @@ func newImportKeyCmd(g *globals) *cobra.Command {
 	var kf keyFileFlags
 	var p pinFlags
 	var keyPath, label, id string
-	var ref int
+	var ref, domain int
 	var noExport, allowDup, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "import-key --key FILE --dkek-share F... --pin PIN",
@@ -37,6 +37,11 @@ compare). Then the key's certificate, if any, replaces the CV request in
 EF CExx, and only then is the PKCS#15 description written, so that
 pkcs15-tool -D and pkcs11-tool -O list the key, and its certificate, under
 its label and ID.
+
+On a device with key domains the key lands in the domain whose DKEK the
+shares make (UNWRAP KEY picks the first domain with that check value);
+--key-domain D insists on domain D and refuses, before the device changes,
+shares that make another domain's DKEK.
 
 The label defaults to the PKCS#12 friendly name or the key file's name
 without its extension, the ID to
@@ -63,6 +68,11 @@ as it was: destroy it or lock it away.`,
 			if !cmd.Flags().Changed("key-reference") {
 				ref = -1
 			}
+			if !cmd.Flags().Changed("key-domain") {
+				domain = -1
+			} else if domain > 15 {
+				return fmt.Errorf("--key-domain must be from 0 to 15, not %d (status lists the device's key domains)", domain)
+			}
 			kf.passwordGiven = cmd.Flags().Changed("key-password")
 			key, dkek, wipe, err := g.softwareKey(keyPath, &kf, &d)
 			defer wipe()
@@ -78,7 +88,7 @@ as it was: destroy it or lock it away.`,
 			}
 			defer done()
 			res, err := keyimport.Import(conn, key, dkek, keyimport.ImportOptions{Name: keyPath, Label: label, ID: idBytes, Ref: ref,
-				NoExport: noExport, AllowDuplicate: allowDup, PIN: pin, AllowLastTry: p.lastTry, Rand: rand.Reader})
+				NoExport: noExport, AllowDuplicate: allowDup, PIN: pin, AllowLastTry: p.lastTry, Rand: rand.Reader, Domain: domain})
 			if err != nil {
 				return err
 			}
@@ -89,7 +99,11 @@ as it was: destroy it or lock it away.`,
 			if res.SignatureVerified {
 				check = "its public key matches the software key's and a test signature by the device verifies with it"
 			}
-			fmt.Fprintf(g.stdout, "Imported %s from %s at key reference %d, label %q, ID %s; %s\n", res.Key, keyPath, res.Ref, res.Label, res.ID, check)
+			where := fmt.Sprintf("key reference %d", res.Ref)
+			if res.Domain != 0 || res.DomainsOnDevice {
+				where += fmt.Sprintf(" in key domain %d", res.Domain)
+			}
+			fmt.Fprintf(g.stdout, "Imported %s from %s at %s, label %q, ID %s; %s\n", res.Key, keyPath, where, res.Label, res.ID, check)
 			if res.Certificate != "" {
 				fmt.Fprintf(g.stdout, "Stored its certificate %s (issued by %s) in place of the device's CV request\n", res.Certificate, res.CertificateIssuer)
 			}
@@ -106,6 +120,7 @@ as it was: destroy it or lock it away.`,
 	decimalVar(fl, &ref, "key-reference", "i", -1, "key reference from 1 to 255, which must be free (default: the lowest free one)")
 	fl.StringVar(&label, "label", "", "the key's label (default: the PKCS#12 friendly name, else the key file's name without extension)")
 	fl.StringVar(&id, "id", "", "the key's ID in hex (default: OpenSC's ID for the key pair)")
+	decimalVar(fl, &domain, "key-domain", "", -1, "the key domain from 0 to 15 the key must land in (default: the one whose DKEK the shares make)")
 	fl.BoolVar(&noExport, "no-export", false, "the key can never leave the device: leave WRAP out of its allowed algorithms")
 	fl.BoolVar(&allowDup, "allow-duplicate", false, "import the key even if another key has its label or ID (it makes --label and --id ambiguous)")
 	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")

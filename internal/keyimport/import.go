@@ -49,6 +49,10 @@ type ImportOptions struct {
 	AllowLastTry   bool
 	// Rand supplies the blob's random bytes and the test digest.
 	Rand io.Reader
+	// Domain is the key domain the key must land in, or -1 for the one
+	// UNWRAP KEY picks: the first whose DKEK check value is the shares'
+	// (pico-hsm cmd_key_unwrap.c).
+	Domain int
 }
 
 // ImportResult tells what Import did.
@@ -61,6 +65,10 @@ type ImportResult struct {
 	KCV    string `json:"dkek_kcv"`
 	// Exportable is false with NoExport.
 	Exportable bool `json:"exportable"`
+	// Domain is the key domain the key landed in; DomainsOnDevice tells
+	// a device known to have key domains beyond domain 0.
+	Domain          int  `json:"key_domain"`
+	DomainsOnDevice bool `json:"-"`
 	// PublicKeyMatches tells that the public key read back from the
 	// device's CV request is the software key's (RSA and EC).
 	PublicKeyMatches bool `json:"public_key_matches"`
@@ -129,10 +137,11 @@ func Import(conn *device.Conn, k *Key, dkek []byte, o ImportOptions) (*ImportRes
 	res := &ImportResult{Key: k.String(), Format: k.Format, Label: o.Label, ID: fmt.Sprintf("%X", id),
 		KCV: fmt.Sprintf("%X", kcv), Exportable: !o.NoExport}
 	err = conn.Transaction(func() error {
-		fids, err := login(conn, o.PIN, o.AllowLastTry, kcv)
+		fids, dom, many, err := login(conn, o.PIN, o.AllowLastTry, kcv, o.Domain)
 		if err != nil {
 			return nothingImported(err)
 		}
+		res.Domain, res.DomainsOnDevice = dom, many
 		ref, err := chooseRef(fids, o.Ref)
 		if err != nil {
 			return err
@@ -155,20 +164,77 @@ func Import(conn *device.Conn, k *Key, dkek []byte, o ImportOptions) (*ImportRes
 	return res, nil
 }
 
-// login is keystore.LoginForUnwrap with import-key's words for a device
-// whose DKEK is not the one the shares make.
-func login(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]byte) ([]uint16, error) {
-	fids, err := keystore.LoginForUnwrap(conn, pin, allowLastTry, kcv)
-	var dm *keystore.DKEKMismatch
-	switch {
-	case !errors.As(err, &dm):
-		return fids, err
-	case dm.None():
-		return nil, fmt.Errorf("%w: importing a key needs a DKEK; nothing was imported", hsm.ErrNoDKEK)
-	case dm.Incomplete():
-		return nil, fmt.Errorf("%v: import the remaining shares first; nothing was imported", dm)
+// login is keystore.LoginForUnwrapDomain with import-key's words for a
+// device whose DKEK, or none of whose key domains' DKEKs, is the one the
+// shares make. It returns the file list, the key domain the key will land
+// in, and whether the device is known to have key domains beyond 0. With
+// want >= 0 the key must land in key domain want.
+func login(conn *device.Conn, pin []byte, allowLastTry bool, kcv [8]byte, want int) ([]uint16, int, bool, error) {
+	if want >= 0 {
+		// The key can land in domain want only if no lower domain has the
+		// same DKEK: the domains read tell.
+		doms, err := keystore.LoginForUnwrapAll(conn, pin, allowLastTry)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if want > 0 && !doms.All {
+			// Only domain 0 was read (it is complete): read them all.
+			list, err := conn.KeyDomains()
+			if err != nil {
+				return nil, 0, false, err
+			}
+			doms = &keystore.Domains{List: list, All: true}
+		}
+		return chosenDomain(conn, doms, kcv, want)
 	}
-	return nil, fmt.Errorf("%w: the shares make DKEK %X, the device has %s: give the --dkek-share files (and passwords) of the device's DKEK; nothing was imported", ErrWrongDKEK, kcv, dm.Status.KCVHex())
+	fids, dom, doms, err := keystore.LoginForUnwrapDomain(conn, pin, allowLastTry, kcv)
+	var dm *keystore.DKEKMismatch
+	var nm *keystore.NoDomainMatch
+	switch {
+	case err == nil:
+		return fids, dom, doms.Many(), nil
+	case errors.As(err, &nm):
+		return nil, 0, false, fmt.Errorf("%w: they make DKEK %X, which no key domain of this device has (%s): give the --dkek-share files (and passwords) of one of the device's domains; nothing was imported", ErrWrongDKEK, kcv, keystore.DescribeDomains(nm.Domains))
+	case !errors.As(err, &dm):
+		return nil, 0, false, err
+	case dm.None():
+		return nil, 0, false, fmt.Errorf("%w: importing a key needs a DKEK; nothing was imported", hsm.ErrNoDKEK)
+	case dm.Incomplete():
+		return nil, 0, false, fmt.Errorf("%v: import the remaining shares first; nothing was imported", dm)
+	}
+	return nil, 0, false, fmt.Errorf("%w: the shares make DKEK %X, the device has %s: give the --dkek-share files (and passwords) of the device's DKEK; nothing was imported", ErrWrongDKEK, kcv, dm.Status.KCVHex())
+}
+
+// chosenDomain checks that a key made under kcv lands in key domain want:
+// UNWRAP KEY takes the first complete domain with that check value.
+func chosenDomain(conn *device.Conn, doms *keystore.Domains, kcv [8]byte, want int) ([]uint16, int, bool, error) {
+	var wantDom *hsm.KeyDomain
+	for i := range doms.List {
+		if doms.List[i].Domain == want {
+			wantDom = &doms.List[i]
+		}
+	}
+	switch {
+	case wantDom == nil:
+		return nil, 0, false, fmt.Errorf("%w; nothing was imported", &hsm.DomainError{Domain: want, Err: hsm.ErrNoSuchDomain})
+	case !wantDom.SetUp:
+		return nil, 0, false, fmt.Errorf("%w; nothing was imported", &hsm.DomainError{Domain: want, Err: hsm.ErrDomainNotSetUp})
+	case wantDom.Status.Shares == 0:
+		return nil, 0, false, fmt.Errorf("key domain %d has no DKEK: %w; nothing was imported", want, hsm.ErrNoDKEK)
+	case !wantDom.Status.Complete():
+		return nil, 0, false, fmt.Errorf("key domain %d waits for DKEK shares (%d of %d imported): import the remaining shares first (import-dkek-share --key-domain %d); nothing was imported",
+			want, wantDom.Status.Shares-wantDom.Status.Outstanding, wantDom.Status.Shares, want)
+	case wantDom.Status.KCV != kcv:
+		return nil, 0, false, fmt.Errorf("%w: they make DKEK %X, key domain %d has %s: give the --dkek-share files (and passwords) of key domain %d; nothing was imported", ErrWrongDKEK, kcv, want, wantDom.Status.KCVHex(), want)
+	}
+	if got := doms.Match(kcv); got != want {
+		return nil, 0, false, fmt.Errorf("key domain %d has the same DKEK as key domain %d, and the device puts the key into the first: it cannot land in key domain %d; nothing was imported", want, got, want)
+	}
+	fids, err := conn.ListObjects()
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return fids, want, doms.Many(), nil
 }
 
 func nothingImported(err error) error {
