@@ -109,19 +109,28 @@ func describe(f *wrap.File, bl *wrap.Blob) (*Report, *cvc.PublicKey) {
 			}
 			r.Certificate = fmt.Sprintf("%s, holder %s", kind, c.CHR)
 			pub = &c.PublicKey
-			switch {
-			case pub.N != nil:
-				r.Bits = pub.N.BitLen()
-			case len(pub.Prime) > 0:
-				if cv := ecc.ByPrime(pub.Prime); cv != nil {
-					r.Curve, r.Bits = cv.Name, cv.BitSize()
-				}
-			}
+			describeBits(r, pub)
 		} else if f.Cert[0] == 0x30 {
 			r.Certificate = "X.509 certificate"
+			if xp, err := cvc.X509PublicKey(f.Cert); err == nil {
+				pub = xp
+				describeBits(r, pub)
+			}
 		}
 	}
 	return r, pub
+}
+
+// describeBits sets the report's key size, or curve, from a public key.
+func describeBits(r *Report, pub *cvc.PublicKey) {
+	switch {
+	case pub.N != nil:
+		r.Bits = pub.N.BitLen()
+	case len(pub.Prime) > 0:
+		if cv := ecc.ByPrime(pub.Prime); cv != nil {
+			r.Curve, r.Bits = cv.Name, cv.BitSize()
+		}
+	}
 }
 
 // ErrDamaged reports key material that decrypts but does not hold together.

@@ -400,11 +400,11 @@ func holdsSame(conn *device.Conn, p *prepared, ref int, onDevice map[int]keystor
 	if err != nil {
 		return false, "", err
 	}
-	c, err := cvc.Parse(b)
+	pub, err := cvc.CertPublicKey(b)
 	if err != nil {
 		return false, fmt.Sprintf("holds a key (%s) whose public key cannot be read", held), nil
 	}
-	if samePublicKey(&c.PublicKey, p.pub) {
+	if samePublicKey(pub, p.pub) {
 		return true, "", nil
 	}
 	return false, fmt.Sprintf("holds another key (%s)", held), nil

@@ -217,6 +217,9 @@ func (k *Key) describeCert() {
 	if err != nil {
 		if len(k.Cert) > 0 && k.Cert[0] == 0x30 {
 			k.Certificate = "certificate" // X.509
+			if pub, err := cvc.X509PublicKey(k.Cert); err == nil {
+				k.describePublicKey(pub)
+			}
 		}
 		return
 	}
@@ -225,7 +228,12 @@ func (k *Key) describeCert() {
 		k.Certificate = "cv-request"
 	}
 	pub := c.PublicKey
-	k.PublicKey = &pub
+	k.describePublicKey(&pub)
+}
+
+// describePublicKey sets the key's public key, type and size or curve.
+func (k *Key) describePublicKey(pub *cvc.PublicKey) {
+	k.PublicKey = pub
 	switch {
 	case pub.N != nil:
 		k.Type = "RSA"
