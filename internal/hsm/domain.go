@@ -59,13 +59,19 @@ func (e *DomainError) Error() string {
 	return msg
 }
 
-// Unwrap lets errors.Is see the kind; a domain 0 that is not set up also
-// matches ErrNoDKEK, since for the default domain it means the same.
+// Unwrap lets errors.Is see the kind and, when the device answered, the
+// status word (an *apdu.StatusError: the device refused, and so did not
+// change); a domain 0 that is not set up also matches ErrNoDKEK, since
+// for the default domain it means the same.
 func (e *DomainError) Unwrap() []error {
+	errs := []error{e.Err}
 	if e.Err == ErrDomainNotSetUp && e.Domain == 0 {
-		return []error{e.Err, ErrNoDKEK}
+		errs = append(errs, ErrNoDKEK)
 	}
-	return []error{e.Err}
+	if e.SW != 0 {
+		errs = append(errs, &apdu.StatusError{SW: e.SW})
+	}
+	return errs
 }
 
 // KeyDomain is one key domain's state.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/transcript"
 )
 
@@ -176,5 +177,16 @@ func TestClearFreeSlot(t *testing.T) {
 	st, err := d.DomainStatus(3)
 	if err != nil || st.Shares != 255 {
 		t.Errorf("after clearing a free slot: %+v, %v; the firmware leaves FF 00", st, err)
+	}
+}
+
+// TestDomainErrorCarriesStatus: a refusal the device answered carries its
+// status word, so that callers know the device did not change.
+func TestDomainErrorCarriesStatus(t *testing.T) {
+	d := initDomains(t, 1)
+	_, err := d.CreateKeyDomain(0, 1)
+	var se *apdu.StatusError
+	if !errors.Is(err, ErrDomainExists) || !errors.As(err, &se) || se.SW != apdu.SWWrongP1P2 {
+		t.Errorf("create of a set-up domain: %v", err)
 	}
 }
