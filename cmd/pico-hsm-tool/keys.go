@@ -217,21 +217,14 @@ Domain column shows each key's domain; --json always gives "key_domain".`,
 				if keys, err = keystore.List(conn.Device); err != nil || len(keys) == 0 {
 					return err
 				}
-				// Without a DKEK no key is exportable, whatever its
-				// algorithm list says (pico-hsm cmd_key_wrap.c).
-				noDKEK, err = keystore.NoDKEK(conn.Device)
-				if err != nil && !device.Interrupted(err) {
-					noDKEK, err = false, nil // not known: the algorithm lists decide
-				}
+				// Without a DKEK in its key domain no key is
+				// exportable, whatever its algorithm list says (pico-hsm
+				// cmd_key_wrap.c).
+				noDKEK, err = keystore.MarkUnexportable(conn.Device, keys)
 				return err
 			})
 			if err != nil {
 				return err
-			}
-			if noDKEK {
-				for i := range keys {
-					keys[i].Exportable = false
-				}
 			}
 			if asJSON {
 				return writeDeviceJSON(g, conn.Reader, "keys", keys)
@@ -241,7 +234,10 @@ Domain column shows each key's domain; --json always gives "key_domain".`,
 				return nil
 			}
 			printKeyTable(g.stdout, keys)
-			if noDKEK {
+			switch {
+			case noDKEK && slices.ContainsFunc(keys, func(k keystore.Key) bool { return k.Domain != 0 }):
+				fmt.Fprintln(g.stdout, "No key can be exported: their key domains have no DKEK (status shows them; key-domain create sets one up)")
+			case noDKEK:
 				fmt.Fprintln(g.stdout, "No key can be exported: the device has no DKEK (it was initialized without --dkek-shares)")
 			}
 			return nil

@@ -170,14 +170,23 @@ func Delete(conn *device.Conn, o DeleteOptions) (*DeleteResult, error) {
 		if k, err = Read(conn.Device, byte(k.Ref)); err != nil {
 			return err
 		}
-		st, err := conn.DKEKStatus()
+		// The DKEK that backs the key up is its key domain's (pico-hsm
+		// cmd_key_wrap.c); a domain slot that is not set up has none.
+		st, err := conn.DomainStatus(k.Domain)
+		if errors.Is(err, hsm.ErrDomainNotSetUp) {
+			st, err = hsm.DKEKStatus{}, nil
+		}
 		if err != nil {
 			return err
 		}
 		if !o.NoBackupCheck && st.Shares > 0 && st.Outstanding > 0 && k.Exportable {
 			// The check value of a DKEK that waits for shares is not the
 			// one any backup was made under.
-			return fmt.Errorf("the device's DKEK is incomplete (%d of %d shares imported), so no backup can be compared with it: import the remaining shares first, or add --no-backup-check; nothing was deleted", st.Shares-st.Outstanding, st.Shares)
+			whose := "the device's DKEK is"
+			if k.Domain != 0 {
+				whose = fmt.Sprintf("the DKEK of key domain %d, the key's, is", k.Domain)
+			}
+			return fmt.Errorf("%s incomplete (%d of %d shares imported), so no backup can be compared with it: import the remaining shares first, or add --no-backup-check; nothing was deleted", whose, st.Shares-st.Outstanding, st.Shares)
 		}
 		exportable := k.Exportable && st.Shares > 0
 		res = &DeleteResult{Key: k}

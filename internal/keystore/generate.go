@@ -91,11 +91,16 @@ func (s *GenSpec) Validate() error {
 // is; transcripts/61-key-domains-keys.txt [3]), and such a key could never
 // be wrapped. A domain whose DKEK still waits for shares is fine, with a
 // warning: its keys work, but cannot be wrapped (6A88) until every share is
-// in. Domain 0 is not checked: keys without a domain tag have always been
-// generated whatever its state. The status query needs no PIN, so a
-// refusal costs no PIN try.
+// in. Domain 0 is not refused: keys without a domain tag have always been
+// generated whatever its state; but on a device with key domains whose
+// domain 0 is free, the key could never be wrapped, and a warning says so.
+// The status query needs no PIN, so a refusal costs no PIN try.
 func checkDomain(conn *device.Conn, dom int, warn func(string)) error {
 	if dom == 0 {
+		_, err := conn.DomainStatus(0)
+		if errors.Is(err, hsm.ErrDomainNotSetUp) && warn != nil {
+			warn("key domain 0 is not set up on this device: this key can never be backed up; to back it up, delete it and generate it with --key-domain D, a domain status lists as set up")
+		}
 		return nil
 	}
 	st, err := conn.DomainStatus(dom)

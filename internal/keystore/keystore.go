@@ -398,22 +398,48 @@ func CheckDuplicate(keys []Key, ref int, label, id string) error {
 	return e
 }
 
-// NoDKEK reports whether the device has no DKEK at all, as after
-// initialize without --dkek-shares: pico-hsm's cmd_initialize.c then
-// writes 00 00 (no shares) to the key domain file EF 10A0, the DKEK status
-// query (cmd_key_domain.c, 80 52 00 00) answers 0 shares, and WRAP KEY
-// refuses every key with 6A88 (cmd_key_wrap.c: dkeks == 0). Only
-// re-initializing gives the device a DKEK. A device whose DKEK still
-// waits for shares has one. The query needs no PIN.
-func NoDKEK(d *hsm.Device) (bool, error) {
-	st, err := d.DKEKStatus()
-	switch {
-	case errors.Is(err, hsm.ErrNoDKEK):
-		return true, nil // never initialized (6B00)
-	case err != nil:
-		return false, err
+// MarkUnexportable clears Exportable for the keys whose key domain has no
+// DKEK: a device initialized without --dkek-shares (pico-hsm's
+// cmd_initialize.c writes 00 00 to EF 10A0, and the status query,
+// cmd_key_domain.c 80 52 00 D, answers 0 shares), a key domain slot that
+// is not set up (6A88), or a device never initialized (6B00). WRAP KEY
+// refuses such keys with 6A88 (cmd_key_wrap.c), whatever their algorithm
+// list says. A domain that still waits for shares has a DKEK. One query
+// per key domain the keys use, no PIN. A domain whose query the device
+// answers with another status word leaves its keys as their algorithm
+// lists say; a failure of the device or the reader is returned. all
+// tells that no key's domain has a DKEK.
+func MarkUnexportable(d *hsm.Device, keys []Key) (all bool, err error) {
+	none := map[int]bool{}
+	for _, k := range keys {
+		if _, done := none[k.Domain]; done {
+			continue
+		}
+		st, err := d.DomainStatus(k.Domain)
+		switch {
+		case errors.Is(err, hsm.ErrNoDKEK), errors.Is(err, hsm.ErrDomainNotSetUp):
+			none[k.Domain] = true
+		case errors.Is(err, hsm.ErrNoSuchDomain):
+			none[k.Domain] = true
+		case err != nil:
+			var se *apdu.StatusError
+			if !errors.As(err, &se) {
+				return false, err // the device or the reader failed
+			}
+			none[k.Domain] = false
+		default:
+			none[k.Domain] = st.Shares == 0
+		}
 	}
-	return st.Shares == 0, nil
+	all = len(keys) > 0
+	for i := range keys {
+		if none[keys[i].Domain] {
+			keys[i].Exportable = false
+		} else {
+			all = false
+		}
+	}
+	return all, nil
 }
 
 // bigBytes returns the minimal big-endian bytes of v.
