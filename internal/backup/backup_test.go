@@ -342,8 +342,9 @@ func TestWrapWithoutDKEK(t *testing.T) {
 				t.Fatalf("%s written", path)
 			}
 			tc.conn.SelectApplication()
-			if got, err := keystore.NoDKEK(tc.conn.Device); err != nil || got != tc.noKey {
-				t.Fatalf("NoDKEK = %v, %v", got, err)
+			keys := []keystore.Key{{Ref: 1, Exportable: true}}
+			if got, err := keystore.MarkUnexportable(tc.conn.Device, keys); err != nil || got != tc.noKey || keys[0].Exportable == tc.noKey {
+				t.Fatalf("MarkUnexportable = %v, %v; exportable %v", got, err, keys[0].Exportable)
 			}
 		})
 	}
@@ -351,8 +352,8 @@ func TestWrapWithoutDKEK(t *testing.T) {
 	if err == nil || err.Error() != "cannot back up: "+ErrNoDKEK.Error() {
 		t.Fatalf("backup: %v", err)
 	}
-	if got, err := keystore.NoDKEK(deviceA(t, "a.json").Device); err != nil || got {
-		t.Fatalf("NoDKEK on a device with a DKEK = %v, %v", got, err)
+	if got, err := keystore.MarkUnexportable(deviceA(t, "a.json").Device, []keystore.Key{{Ref: 1, Exportable: true}}); err != nil || got {
+		t.Fatalf("MarkUnexportable on a device with a DKEK = %v, %v", got, err)
 	}
 }
 

@@ -39,3 +39,13 @@ func ReadProof(file []byte, name string, dkek []byte) (*keystore.Proof, error) {
 	proof.Verified = true
 	return proof, nil
 }
+
+// BlobKCV returns the DKEK check value a wrapped-key file's blob was made
+// under (its first 8 bytes; pico-hsm kek.c dkek_encode_key).
+func BlobKCV(file []byte) ([8]byte, error) {
+	p, err := prepare(file, "")
+	if err != nil {
+		return [8]byte{}, err
+	}
+	return p.bl.KCV, nil
+}

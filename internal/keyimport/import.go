@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/cvc"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
@@ -49,6 +50,12 @@ type ImportOptions struct {
 	AllowLastTry   bool
 	// Rand supplies the blob's random bytes and the test digest.
 	Rand io.Reader
+	// Replace lets the key replace another key at Ref (--force), once
+	// Backup proves a backup of the key replaced (keystore.CheckBackup, as
+	// delete-key), or with NoBackupCheck.
+	Replace       bool
+	Backup        *keystore.Proof
+	NoBackupCheck bool
 	// Domain is the key domain the key must land in, or -1 for the one
 	// UNWRAP KEY picks: the first whose DKEK check value is the shares'
 	// (pico-hsm cmd_key_unwrap.c).
@@ -80,6 +87,13 @@ type ImportResult struct {
 	Certificate string `json:"certificate,omitempty"`
 	// CertificateIssuer is its issuer.
 	CertificateIssuer string `json:"certificate_issuer,omitempty"`
+	// AlreadyPresent tells that Ref held this very key (same public key)
+	// already: nothing was imported.
+	AlreadyPresent bool `json:"already_present"`
+	// Replaced describes the key that Ref held and the import replaced.
+	Replaced string `json:"replaced,omitempty"`
+	// BackupVerified tells that a backup of the replaced key was proven.
+	BackupVerified bool `json:"replaced_backup_proven"`
 }
 
 // noExportAlgorithms is the allowed-algorithm list a blob carries for a key
@@ -142,6 +156,13 @@ func Import(conn *device.Conn, k *Key, dkek []byte, o ImportOptions) (*ImportRes
 			return nothingImported(err)
 		}
 		res.Domain, res.DomainsOnDevice = dom, many
+		if o.Ref >= 1 && o.Ref <= 255 && keystore.Occupied(fids, o.Ref) {
+			done, err := occupied(conn, k, o, res)
+			if err != nil || done {
+				return err
+			}
+			fids = slices.DeleteFunc(slices.Clone(fids), func(f uint16) bool { return byte(f) == byte(o.Ref) })
+		}
 		ref, err := chooseRef(fids, o.Ref)
 		if err != nil {
 			return err
@@ -246,6 +267,42 @@ func nothingImported(err error) error {
 
 // chooseRef picks the lowest free reference when ref < 0, else ref, which
 // must be free: import-key never replaces a key.
+// occupied decides what to do with a --key-reference that holds a key:
+// the same key (same public key) is already there, and nothing is done
+// (done), so that an import can run twice; another key is refused, unless
+// o.Replace, and then only once a backup of it is proven (or
+// o.NoBackupCheck), as delete-key asks: UNWRAP KEY replaces the key for
+// good (pico-hsm cmd_key_unwrap.c writes over the key file).
+func occupied(conn *device.Conn, k *Key, o ImportOptions, res *ImportResult) (done bool, err error) {
+	held, err := keystore.Read(conn.Device, byte(o.Ref))
+	if err != nil {
+		return false, nothingImported(err)
+	}
+	if held.PublicKey != nil && k.SamePublicKey(held.PublicKey) {
+		res.Ref, res.AlreadyPresent, res.Label, res.ID = o.Ref, true, held.Label, held.ID
+		res.Domain, res.Exportable = held.Domain, held.Exportable
+		return true, nil
+	}
+	desc := fmt.Sprintf("%s %q, ID %s", held.Describe(), held.Label, held.ID)
+	if !o.Replace {
+		return false, fmt.Errorf("%w: key reference %d holds another key (%s): choose a free reference, omit --key-reference to take the lowest free one, or replace it with --force (after a proven backup of it: --backup FILE, or --no-backup-check); nothing was imported", ErrOccupied, o.Ref, desc)
+	}
+	st, err := conn.DomainStatus(held.Domain)
+	if errors.Is(err, hsm.ErrDomainNotSetUp) {
+		st, err = hsm.DKEKStatus{}, nil
+	}
+	if err != nil {
+		return false, nothingImported(err)
+	}
+	exportable := held.Exportable && st.Shares > 0
+	proven, err := keystore.CheckBackup(held, exportable, st.KCV, o.Backup, o.NoBackupCheck)
+	if err != nil {
+		return false, fmt.Errorf("--force would destroy key reference %d (%s): %w; nothing was imported", o.Ref, desc, err)
+	}
+	res.Replaced, res.BackupVerified = desc, proven
+	return false, nil
+}
+
 func chooseRef(fids []uint16, ref int) (int, error) {
 	switch {
 	case ref < 0:
