@@ -9,7 +9,7 @@ BIN     := bin/pico-hsm-tool
 PKGS    := ./...
 # Debian packages the build and the tests need.
 DEB_BUILD := libpcsclite-dev pkg-config gcc libc6-dev
-DEB_E2E   := pcscd vsmartcard-vpcd opensc iproute2
+DEB_E2E   := pcscd vsmartcard-vpcd opensc iproute2 openssl
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test unit e2e vet cross fmt demo deps deps-e2e bench clean fuzz fuzz-short

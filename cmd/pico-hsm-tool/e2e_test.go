@@ -44,6 +44,16 @@ func startBed(t *testing.T, name string) (*testbed.Bed, string) {
 // TestE2EScripts runs each script of testdata/e2e against its own bed.
 // Scripts can change the bed with the "bed" command: remove-card,
 // insert-card, stop-pcscd.
+// bridgeCommand is the command line of a bridge that plugs the simulated
+// device of state file state into the bed's reader.
+func bridgeCommand(ts *testscript.TestScript, state string) []string {
+	bin, err := exec.LookPath("pico-hsm-tool")
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	return []string{bin, "sim", "bridge", state}
+}
+
 func TestE2EScripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/e2e/*.txtar")
 	if err != nil || len(files) == 0 {
@@ -76,11 +86,7 @@ func TestE2EScripts(t *testing.T) {
 							if len(args) != 2 {
 								ts.Fatalf("usage: bed swap-card STATE")
 							}
-							bin, err := exec.LookPath("pico-hsm-tool")
-							if err != nil {
-								ts.Fatalf("%v", err)
-							}
-							bed.SwapCard([]string{bin, "sim", "bridge", ts.MkAbs(args[1])})
+							bed.SwapCard(bridgeCommand(ts, ts.MkAbs(args[1])))
 						case "remove-card":
 							bed.RemoveCard()
 						case "insert-card":
