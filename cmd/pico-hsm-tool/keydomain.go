@@ -31,6 +31,8 @@ type keyDomainFlags struct {
 	shares int
 	pin    pinFlags
 	json   bool
+	// yes confirms clearing a domain whose complete DKEK its keys need.
+	yes bool
 }
 
 var keyDomainHelp = map[string]struct{ use, short, long string }{
@@ -50,7 +52,9 @@ deleted while any remains.`},
 up for the same number of shares. Its keys stay on the device, but cannot be
 wrapped or backed up until all the domain's shares are imported again
 (import-dkek-share --key-domain D). A free slot is refused: clearing one would
-corrupt it.`},
+corrupt it. Clearing a complete DKEK that keys need asks for --yes: if its
+shares are lost, or it was made by the device (initialize --dkek-shares 0),
+those keys can never be backed up again.`},
 }
 
 func newKeyDomainActionCmd(g *globals, action string) *cobra.Command {
@@ -74,6 +78,9 @@ func newKeyDomainActionCmd(g *globals, action string) *cobra.Command {
 		decimalVar(fl, &f.shares, "dkek-shares", "s", -1, "number of DKEK shares the domain's custodians will import, 1 to 254")
 	}
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
+	if action == "clear" {
+		fl.BoolVar(&f.yes, "yes", false, "clear a complete DKEK even though keys of the domain need it")
+	}
 	f.pin.register(cmd)
 	return cmd
 }
@@ -102,7 +109,7 @@ func runKeyDomain(g *globals, action string, dom int, f *keyDomainFlags, legacy 
 		return err
 	}
 	defer done()
-	o := ceremony.DomainOptions{Domain: dom, Shares: f.shares, PIN: pin, AllowLastTry: f.pin.lastTry}
+	o := ceremony.DomainOptions{Domain: dom, Shares: f.shares, PIN: pin, AllowLastTry: f.pin.lastTry, Yes: f.yes}
 	var res *ceremony.DomainResult
 	switch action {
 	case "create":

@@ -144,7 +144,7 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 		if l.keyDomain < 0 {
 			return true, fmt.Errorf("%s needs --key-domain D: the key domain, 0 to 15", flag)
 		}
-		f := &keyDomainFlags{shares: l.init.dkekShares, pin: pinFlags{pin: l.pin, lastTry: l.init.lastTry}, json: l.json}
+		f := &keyDomainFlags{shares: l.init.dkekShares, pin: pinFlags{pin: l.pin, lastTry: l.init.lastTry}, json: l.json, yes: l.force}
 		return true, runKeyDomain(g, action, l.keyDomain, f, true)
 	case l.createShare != "":
 		n := &nofmFlags{threshold: l.pwdThreshold, total: l.pwdTotal, out: l.pwdSharesOut}

@@ -30,6 +30,9 @@ type DomainOptions struct {
 	// three, so that nobody without it changes a domain.
 	PIN          []byte
 	AllowLastTry bool
+	// Yes lets ClearDomain forget a complete DKEK that keys of the
+	// domain need.
+	Yes bool
 }
 
 // DomainResult is what a key-domain command did; its fields are the
@@ -343,6 +346,12 @@ func ClearDomain(conn *device.Conn, o DomainOptions) (*DomainResult, error) {
 			return err
 		}
 		res.Keys = len(keys)
+		if st.Complete() && len(keys) > 0 && !o.Yes {
+			// The only copy of the DKEK may be this one: a DKEK the
+			// device made (initialize --dkek-shares 0) has no shares, and
+			// shares get lost. Without it the keys can never be wrapped.
+			return &refusal{fmt.Sprintf("key domain %d holds %s and its DKEK is complete: clearing forgets the DKEK, and the keys cannot be wrapped or backed up until the domain's shares (%d) are imported again; a DKEK the device made itself (initialize --dkek-shares 0) has no shares and is lost for good: make sure the share files are at hand, then add --yes", dom, countOf(len(keys), "key"), st.Shares), hsm.ErrDomainInUse}
+		}
 		return nil
 	}, func() error {
 		st, err := conn.ClearKeyDomain(dom)
@@ -396,3 +405,6 @@ func checkOutstandingIn(dom int, st hsm.DKEKStatus, n int) error {
 	}
 	return nil
 }
+
+// countOf is "1 key", "3 keys".
+func countOf(n int, noun string) string { return fmt.Sprintf("%d %s%s", n, noun, plural(n)) }
