@@ -35,16 +35,50 @@ type x509Cert struct {
 	}
 }
 
-// X509PublicKey reads the subject public key of an X.509 certificate as
-// a PublicKey: N and E for RSA (RFC 8017 A.1.1), the curve's prime and the
-// uncompressed point Q for EC on a named curve the device supports
-// (RFC 5480), so that it compares with the public key of a CV request.
-func X509PublicKey(der []byte) (*PublicKey, error) {
+// X509 is an X.509 certificate as far as the device's keys need it: the
+// names and the subject public key.
+type X509 struct {
+	// Subject and Issuer are the names as encoded (DER Name).
+	Subject, Issuer []byte
+	spki            struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+}
+
+// ParseX509 reads an X.509 certificate (RFC 5280 section 4.1) down to its
+// subject public key; bytes after the certificate are refused.
+func ParseX509(der []byte) (*X509, error) {
 	var c x509Cert
-	if _, err := asn1.Unmarshal(der, &c); err != nil {
+	rest, err := asn1.Unmarshal(der, &c)
+	if err != nil {
 		return nil, errors.New("not an X.509 certificate: " + err.Error())
 	}
-	spki := c.TBS.SPKI
+	if len(rest) > 0 {
+		return nil, errors.New("not an X.509 certificate: data after it")
+	}
+	x := &X509{Subject: c.TBS.Subject.FullBytes, Issuer: c.TBS.Issuer.FullBytes}
+	x.spki.Algorithm, x.spki.PublicKey = c.TBS.SPKI.Algorithm, c.TBS.SPKI.PublicKey
+	return x, nil
+}
+
+// X509PublicKey reads the subject public key of an X.509 certificate as
+// a PublicKey (see (*X509).PublicKey).
+func X509PublicKey(der []byte) (*PublicKey, error) {
+	x, err := ParseX509(der)
+	if err != nil {
+		return nil, err
+	}
+	return x.PublicKey()
+}
+
+// PublicKey is the certificate's subject public key as a PublicKey: N
+// and E for RSA (RFC 8017 A.1.1), the curve's prime and the uncompressed
+// point Q for EC on a named curve the device supports (RFC 5480; a
+// compressed point is expanded), so that it compares with the public key
+// of a CV request.
+func (x *X509) PublicKey() (*PublicKey, error) {
+	spki := x.spki
 	bits := spki.PublicKey.RightAlign()
 	switch {
 	case spki.Algorithm.Algorithm.Equal(oidX509RSA):
@@ -55,7 +89,7 @@ func X509PublicKey(der []byte) (*PublicKey, error) {
 		return &PublicKey{OID: spki.Algorithm.Algorithm, N: k.N, E: k.E}, nil
 	case spki.Algorithm.Algorithm.Equal(oidX509EC):
 		var curve asn1.ObjectIdentifier
-		if _, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil {
+		if rest, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil || len(rest) > 0 {
 			return nil, errors.New("X.509 certificate: EC key without a named curve")
 		}
 		cv := ecc.ByOID(curve)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/cvc"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ecc"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/wrap"
 )
@@ -17,35 +18,15 @@ import (
 var ErrCertMismatch = errors.New("the certificate is not the key's")
 
 // Certificate is an X.509 certificate read for a key. It is read with
-// encoding/asn1 rather than crypto/x509, which refuses certificates on the
+// cvc.ParseX509 rather than crypto/x509, which refuses certificates on the
 // curves crypto/ecdsa lacks (secp256k1, brainpool) that the device holds.
 type Certificate struct {
 	// DER is the certificate as the device stores it in EF CExx.
 	DER []byte
 	// Subject and Issuer are the names in RFC 2253 form.
 	Subject, Issuer string
-	spki            spki
-}
-
-type spki struct {
-	Algorithm pkix.AlgorithmIdentifier
-	PublicKey asn1.BitString
-}
-
-// certificate is RFC 5280 section 4.1, down to the subject public key;
-// encoding/asn1 ignores the fields after it.
-type certificate struct {
-	TBS struct {
-		Version   int `asn1:"optional,explicit,default:0,tag:0"`
-		Serial    asn1.RawValue
-		Signature asn1.RawValue
-		Issuer    asn1.RawValue
-		Validity  asn1.RawValue
-		Subject   asn1.RawValue
-		SPKI      spki
-	}
-	SignatureAlgorithm asn1.RawValue
-	Signature          asn1.BitString
+	// pub is the subject public key, nil when the device cannot hold it.
+	pub *cvc.PublicKey
 }
 
 // ParseCertificates reads the X.509 certificates of a PEM file (its
@@ -80,13 +61,12 @@ func ParseCertificates(data []byte) ([]*Certificate, error) {
 }
 
 func parseCert(der []byte) (*Certificate, error) {
-	var c certificate
-	if err := unmarshalAll(der, &c); err != nil {
-		return nil, fmt.Errorf("not an X.509 certificate (%v): give an X.509 certificate, PEM or DER", err)
+	x, err := cvc.ParseX509(der)
+	if err != nil {
+		return nil, fmt.Errorf("%v: give an X.509 certificate, PEM or DER", err)
 	}
-	out := &Certificate{DER: bytes.Clone(der), spki: c.TBS.SPKI}
-	out.Subject = dn(c.TBS.Subject.FullBytes)
-	out.Issuer = dn(c.TBS.Issuer.FullBytes)
+	out := &Certificate{DER: bytes.Clone(der), Subject: dn(x.Subject), Issuer: dn(x.Issuer)}
+	out.pub, _ = x.PublicKey()
 	return out, nil
 }
 
@@ -102,28 +82,15 @@ func dn(der []byte) string {
 
 // matches tells whether c's subject public key is k's.
 func (c *Certificate) matches(k *Key) bool {
-	a := c.spki.Algorithm
-	switch k.Wrap.Type {
-	case wrap.TypeRSA:
-		var pub struct{ N, E *big.Int }
-		if !a.Algorithm.Equal(oidRSA) || unmarshalAll(c.spki.PublicKey.RightAlign(), &pub) != nil {
-			return false
-		}
-		return pub.N.Cmp(new(big.Int).SetBytes(k.Wrap.N)) == 0 && pub.E.Cmp(new(big.Int).SetBytes(k.Wrap.E)) == 0
-	case wrap.TypeEC:
-		var curve asn1.ObjectIdentifier
-		if !a.Algorithm.Equal(oidEC) || unmarshalAll(a.Parameters.FullBytes, &curve) != nil {
-			return false
-		}
-		if cc := ecc.ByOID(curve); cc == nil || cc.Name != k.Curve.Name {
-			return false
-		}
-		q := c.spki.PublicKey.RightAlign()
-		if bytes.Equal(q, k.Wrap.ECQ) {
-			return true
-		}
-		x, y, err := k.Curve.Unmarshal(q) // a compressed point
-		return err == nil && bytes.Equal(k.Curve.Marshal(x, y), k.Wrap.ECQ)
+	p := c.pub
+	switch {
+	case p == nil:
+		return false
+	case k.Wrap.Type == wrap.TypeRSA:
+		return p.N != nil && p.N.Cmp(new(big.Int).SetBytes(k.Wrap.N)) == 0 && p.E.Cmp(new(big.Int).SetBytes(k.Wrap.E)) == 0
+	case k.Wrap.Type == wrap.TypeEC:
+		cc := ecc.ByPrime(p.Prime)
+		return cc != nil && cc.Name == k.Curve.Name && bytes.Equal(p.Q, k.Wrap.ECQ)
 	}
 	return false
 }

@@ -115,6 +115,7 @@ func TestImportRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := listKeys(t, c)
+	other := parseFile(t, "ec-secp256k1-sec1.pem")
 	for _, tc := range []struct {
 		name string
 		dkek []byte
@@ -124,11 +125,12 @@ func TestImportRefusals(t *testing.T) {
 	}{
 		{"wrong DKEK", randomDKEK(t), ImportOptions{Label: "other", ID: []byte{2}, Ref: -1}, ErrWrongDKEK, false},
 		{"occupied", dkek, ImportOptions{Label: "other", ID: []byte{2}, Ref: 5}, ErrOccupied, false},
+		{"force without proof", dkek, ImportOptions{Label: "other", ID: []byte{2}, Ref: 5, Replace: true}, keystore.ErrNoProof, false},
 		{"duplicate label", dkek, ImportOptions{Label: "taken", ID: []byte{2}, Ref: -1}, nil, true},
 		{"duplicate ID", dkek, ImportOptions{Label: "other", ID: []byte{1}, Ref: -1}, nil, true},
 	} {
 		tc.o.PIN, tc.o.Rand, tc.o.Name = testPIN, rand.Reader, "k"
-		_, err := Import(c, k, tc.dkek, tc.o)
+		_, err := Import(c, other, tc.dkek, tc.o)
 		var de *keystore.DuplicateError
 		switch {
 		case err == nil:
@@ -142,8 +144,16 @@ func TestImportRefusals(t *testing.T) {
 			t.Errorf("%s: the device changed: %+v", tc.name, after)
 		}
 	}
+	// The same key at the same reference again: nothing to do.
+	res, err := Import(c, k, dkek, ImportOptions{Name: "k", Label: "again", ID: []byte{9}, Ref: 5, PIN: testPIN, Rand: rand.Reader})
+	if err != nil || !res.AlreadyPresent || res.Label != "taken" {
+		t.Errorf("the same key again: %+v, %v", res, err)
+	}
+	if after := listKeys(t, c); !slices.EqualFunc(before, after, func(a, b keystore.Key) bool { return a.Ref == b.Ref && a.Label == b.Label && a.ID == b.ID }) {
+		t.Errorf("the same key again changed the device: %+v", after)
+	}
 	// --allow-duplicate takes the lowest free reference.
-	res, err := Import(c, k, dkek, ImportOptions{Name: "k", Label: "taken", ID: []byte{1}, Ref: -1, AllowDuplicate: true, PIN: testPIN, Rand: rand.Reader})
+	res, err = Import(c, k, dkek, ImportOptions{Name: "k", Label: "taken", ID: []byte{1}, Ref: -1, AllowDuplicate: true, PIN: testPIN, Rand: rand.Reader})
 	if err != nil || res.Ref != 1 {
 		t.Fatalf("allow duplicate: %+v, %v", res, err)
 	}
