@@ -21,6 +21,7 @@ package dkekshare
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/subtle"
 	"errors"
@@ -122,6 +123,24 @@ func Open(file, password []byte, progress func(done, total int)) (share []byte, 
 	key, iv := DeriveKeyIV(password, salt, progress)
 	defer wipe(key[:])
 	defer wipe(iv[:])
+	return decrypt(file, &key, &iv)
+}
+
+// OpenContext is Open that gives up when ctx is done, within a few
+// milliseconds, and then returns ctx's error (DeriveKeyIVContext). It lets
+// the shares of one run be derived at the same time and the others be
+// stopped as soon as one password is wrong.
+func OpenContext(ctx context.Context, file, password []byte, progress func(done, total int)) (share []byte, err error) {
+	salt, err := Check(file)
+	if err != nil {
+		return nil, err
+	}
+	key, iv, err := DeriveKeyIVContext(ctx, password, salt, progress)
+	defer wipe(key[:])
+	defer wipe(iv[:])
+	if err != nil {
+		return nil, err
+	}
 	return decrypt(file, &key, &iv)
 }
 

@@ -1,6 +1,7 @@
 package dkekshare
 
 import (
+	"context"
 	"encoding/binary"
 	"sync/atomic"
 )
@@ -70,6 +71,22 @@ func DeriveKeyIV(password, salt []byte, progress func(done, total int)) (key [32
 	return deriveKeyIV(password, salt, iterations(), progress)
 }
 
+// DeriveKeyIVContext is DeriveKeyIV that stops early when ctx is done,
+// and then returns ctx's error and a zero key and IV. It looks at ctx
+// about every cancelStep MD5 computations (a few milliseconds), so that a
+// derivation that is no longer needed (another share of the same run has
+// failed) gives its core back at once.
+func DeriveKeyIVContext(ctx context.Context, password, salt []byte, progress func(done, total int)) (key [32]byte, iv [16]byte, err error) {
+	if len(salt) != SaltSize {
+		panic("dkekshare: salt must be 8 bytes")
+	}
+	return deriveKeyIVContext(ctx, password, salt, iterations(), progress)
+}
+
+// cancelStep is how many chained MD5 computations run between two looks
+// at the context: 2^16, about 7 ms at some 110 ns each.
+const cancelStep = 1 << 16
+
 // meter spreads about 100 progress calls over total steps.
 type meter struct {
 	fn               func(done, total int)
@@ -100,6 +117,15 @@ func (m *meter) add(n int) {
 
 // deriveKeyIV is DeriveKeyIV with an explicit count (count >= 1).
 func deriveKeyIV(password, salt []byte, count int, progress func(done, total int)) (key [32]byte, iv [16]byte) {
+	key, iv, _ = deriveKeyIVContext(context.Background(), password, salt, count, progress)
+	return key, iv
+}
+
+// deriveKeyIVContext is DeriveKeyIVContext with an explicit count. A ctx
+// that can never be done (context.Background) costs nothing: the chain
+// then runs in the same steps as without one.
+func deriveKeyIVContext(ctx context.Context, password, salt []byte, count int, progress func(done, total int)) (key [32]byte, iv [16]byte, err error) {
+	stop := ctx.Done()
 	const blocks = 3 // ceil((32 key + 16 IV bytes) / 16 bytes per MD5 digest)
 	m := newMeter(progress, blocks*count)
 
@@ -120,6 +146,13 @@ func deriveKeyIV(password, salt []byte, count int, progress func(done, total int
 		// The count-1 re-hashes of the 16-byte digest.
 		for rest := count - 1; rest > 0; {
 			n := min(rest, m.budget())
+			if stop != nil {
+				if err := ctx.Err(); err != nil {
+					wipe(out[:])
+					return key, iv, err
+				}
+				n = min(n, cancelStep)
+			}
 			x0, x1, x2, x3 = md5Chain(x0, x1, x2, x3, n)
 			rest -= n
 			m.add(n)
@@ -133,7 +166,7 @@ func deriveKeyIV(password, salt []byte, count int, progress func(done, total int
 	copy(key[:], out[:32])
 	copy(iv[:], out[32:])
 	wipe(out[:])
-	return key, iv
+	return key, iv, nil
 }
 
 // wipe clears b. It is not inlined so that the stores cannot be dropped as
