@@ -26,17 +26,29 @@ import (
 
 // progress returns a progress indicator for the key derivation: a
 // percentage on stderr when stderr is a terminal, nothing otherwise.
-func (g *globals) progress() func(done, total int) {
+func (g *globals) progress() func(done, total int) { return g.progressFor(1) }
+
+// progressFor is progress for the derivations of n share files at once
+// (ceremony.OpenShares): one line for them all.
+func (g *globals) progressFor(n int) func(done, total int) {
 	f, ok := g.stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
+	what := "the key from the password"
+	if n > 1 {
+		what = fmt.Sprintf("the keys from the %d passwords", n)
+	}
+	last := -1
 	return func(done, total int) {
 		if done >= total {
 			fmt.Fprint(f, "\r\x1b[K")
 			return
 		}
-		fmt.Fprintf(f, "\rderiving the key from the password: %3d%%", done*100/total)
+		if pct := done * 100 / total; pct != last {
+			last = pct
+			fmt.Fprintf(f, "\rderiving %s: %3d%%", what, pct)
+		}
 	}
 }
 
@@ -454,27 +466,50 @@ func noPasswordTerminal() error {
 }
 
 // decryptShares decrypts share files read by ceremony.ReadShareFiles,
-// with the passwords sharePasswords found, in order, and checks that the
-// shares make a DKEK nobody knows alone (ceremony.CheckShares). The
-// caller wipes the shares, also after an error.
-func (g *globals) decryptShares(paths []string, files [][]byte, pws []sharePassword, deciphering bool) ([][]byte, error) {
-	shares := make([][]byte, 0, len(paths))
-	for i, p := range paths {
+// with the passwords sharePasswords found, checks that the shares make a
+// DKEK nobody knows alone (ceremony.CheckShares), then that they have the
+// check values expected (ceremony.Expect). Every password is collected
+// first, the prompts one after the other in the order of the files; then
+// the files are decrypted at the same time, one key derivation per core
+// (ceremony.OpenShares), under one progress line. With deciphering,
+// sc-hsm-tool's "Deciphering DKEK share, please wait..." is printed once
+// per file, as sc-hsm-tool prints it before each file, so that scripts
+// that count those lines still see one per share. The shares come back
+// in the order of the files; the caller wipes them, also after an error.
+func (g *globals) decryptShares(paths []string, files [][]byte, pws []sharePassword, expect *ceremony.Expect, deciphering bool) ([][]byte, error) {
+	passwords := make([][]byte, len(paths))
+	defer func() {
+		for _, pw := range passwords {
+			secret.Wipe(pw)
+		}
+	}()
+	for i := range paths {
 		pw, err := pws[i].get()
 		if err != nil {
-			return shares, err
+			return nil, err
 		}
-		if deciphering {
+		passwords[i] = pw
+	}
+	if deciphering {
+		for range paths {
 			fmt.Fprintln(g.stdout, "Deciphering DKEK share, please wait...")
 		}
-		s, err := ceremony.OpenShare(p, files[i], pw, g.progress())
-		secret.Wipe(pw)
-		if err != nil {
-			return shares, nofmErr(pws[i].nofm, p, err)
-		}
-		shares = append(shares, s)
 	}
-	return shares, ceremony.CheckShares(paths, shares)
+	shares, err := ceremony.OpenShares(paths, files, passwords, g.progressFor(len(paths)))
+	if err != nil {
+		var se *ceremony.ShareError
+		if errors.As(err, &se) {
+			return nil, nofmErr(pws[se.Index].nofm, se.Name, err)
+		}
+		return nil, err
+	}
+	if err := ceremony.CheckShares(paths, shares); err != nil {
+		return shares, err
+	}
+	if expect != nil {
+		return shares, expect.Check(paths, shares)
+	}
+	return shares, nil
 }
 
 func newCreateShareCmd(g *globals) *cobra.Command {
@@ -488,13 +523,25 @@ func newCreateShareCmd(g *globals) *cobra.Command {
 sc-hsm-tool's format. It needs no device: the share and the salt come from this
 machine's random source, so custodians can work on an air-gapped machine.
 
+The last line is the share's own check value: the custodian writes it down
+with the file's name, and gives it back to import-dkek-share (or dkek-share
+kcv) with --expect-share-kcv, which then refuses a wrong password or another
+file (a .pbe file has no MAC: about one wrong password in 256 passes
+sc-hsm-tool's padding check). sc-hsm-tool's --create-dkek-share syntax prints
+sc-hsm-tool's two lines only.
+
 The password can be split n-of-m among custodians with --pwd-shares-threshold
 and --pwd-shares-total; each custodian then sees one screen with the prime,
 their share ID and value. Without a terminal, --pwd-shares-out writes one
 file per custodian (or standard output with -).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCreateShare(g, args[0], password, n, force)
+			kcv, err := createShare(g, args[0], password, n, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, shareKCVLine, kcv, args[0])
+			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -506,19 +553,34 @@ file per custodian (or standard output with -).`,
 	return cmd
 }
 
+// runCreateShare is sc-hsm-tool's --create-dkek-share (the drop-in
+// syntax): its two lines, verbatim, and nothing more.
 func runCreateShare(g *globals, path, pwSpec string, n *nofmFlags, force bool) error {
+	_, err := createShare(g, path, pwSpec, n, force)
+	return err
+}
+
+// shareKCVLine is the last line create-dkek-share prints: the share's own
+// check value, for its custodian to write down with the file's name and
+// to give later to --expect-share-kcv. Its label is not "DKEK key check
+// value", which is the whole DKEK's.
+const shareKCVLine = "Share check value    : %s (write it down with the file name %s)\n"
+
+// createShare writes a new share file (create-dkek-share) and returns
+// the share's own check value.
+func createShare(g *globals, path, pwSpec string, n *nofmFlags, force bool) (string, error) {
 	nofm := n.threshold > 0 || n.total > 0
 	if nofm && pwSpec != "" {
-		return errors.New("--password and --pwd-shares-* exclude each other: the n-of-m password is random")
+		return "", errors.New("--password and --pwd-shares-* exclude each other: the n-of-m password is random")
 	}
 	// Everything that can fail without a secret is checked before any
 	// password is asked for, custodian screen shown or key derived.
 	if err := ceremony.CheckOutput(path, force); err != nil {
-		return err
+		return "", err
 	}
 	if nofm {
 		if err := g.checkSplit(n, path); err != nil {
-			return err
+			return "", err
 		}
 	}
 	var pw []byte
@@ -535,16 +597,17 @@ func runCreateShare(g *globals, path, pwSpec string, n *nofmFlags, force bool) e
 		}
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer secret.Wipe(pw)
 	fmt.Fprintln(g.stdout, "Enciphering DKEK share, please wait...")
-	if err := ceremony.CreateShare(path, pw, force, g.progress()); err != nil {
+	kcv, err := ceremony.CreateShare(path, pw, force, g.progress())
+	if err != nil {
 		removeAll(written)
-		return err
+		return "", err
 	}
 	fmt.Fprintf(g.stdout, "DKEK share created and saved to %s\n", path)
-	return nil
+	return kcv, nil
 }
 
 // importFlags are import-dkek-share's options.
@@ -555,6 +618,38 @@ type importFlags struct {
 	nofm      nofmFlags
 	// domain is the key domain the shares go into (--key-domain).
 	domain int
+	// expectKCV and expectShareKCVs are --expect-kcv and
+	// --expect-share-kcv, as typed.
+	expectKCV       string
+	expectShareKCVs []string
+}
+
+// registerExpect adds --expect-kcv and --expect-share-kcv to cmd.
+func (f *importFlags) registerExpect(cmd *cobra.Command, whole string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.expectKCV, "expect-kcv", "", whole)
+	fl.StringArrayVar(&f.expectShareKCVs, "expect-share-kcv", nil, "the check value of the next FILE alone, as create-dkek-share printed it (16 hex digits); repeat for each file, in order: a mismatch refuses")
+}
+
+// expect reads --expect-kcv and --expect-share-kcv for files share files,
+// before any password is asked for.
+func (f *importFlags) expect(files int) (*ceremony.Expect, error) {
+	e := &ceremony.Expect{}
+	if f.expectKCV != "" {
+		v, err := ceremony.ParseKCV("--expect-kcv", f.expectKCV)
+		if err != nil {
+			return nil, err
+		}
+		e.KCV = v
+	}
+	for _, s := range f.expectShareKCVs {
+		v, err := ceremony.ParseKCV("--expect-share-kcv", s)
+		if err != nil {
+			return nil, err
+		}
+		e.ShareKCVs = append(e.ShareKCVs, v)
+	}
+	return e, e.CheckCount(files)
 }
 
 func newImportShareCmd(g *globals) *cobra.Command {
@@ -564,7 +659,13 @@ func newImportShareCmd(g *globals) *cobra.Command {
 		Short: "Import DKEK share files into the device, and commit the DKEK",
 		Long: `Import one or more DKEK share files, in order. Each custodian types their
 password in turn (or give --password once per file, or password shares for an
-n-of-m file). Every file is decrypted before the first share goes to the device.
+n-of-m file). Once every password is in, the files are decrypted at the same
+time, one per core, before the first share goes to the device.
+
+--expect-share-kcv (one per file, in order) checks each share against the
+check value create-dkek-share printed for it; --expect-kcv checks the whole
+DKEK's, and so needs every share of the DKEK in this run. A mismatch refuses
+before any share, or the PIN, reaches the device.
 
 After each share this prints sc-hsm-tool's lines. The Pico HSM keeps the
 complete DKEK unprotected until the next user-PIN verification, and loses it if
@@ -589,6 +690,7 @@ into key domain D", followed by the same lines.`,
 	fl.StringVar(&f.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -): commits the DKEK and shows its real key check value")
 	fl.BoolVar(&f.lastTry, "last-try", false, "allow using a PIN that has only one try left")
 	decimalVar(fl, &f.domain, "key-domain", "", 0, "key domain to import into, 0 to 15 (default 0); a domain other than 0 needs --pin")
+	f.registerExpect(cmd, "the key check value of the whole DKEK (16 hex digits): needs every share in this run; a mismatch refuses before anything is imported")
 	return cmd
 }
 
@@ -609,6 +711,10 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	}
 	if len(f.passwords) > len(paths) {
 		return tooManyPasswords(len(f.passwords), len(paths))
+	}
+	expect, err := f.expect(len(paths))
+	if err != nil {
+		return err
 	}
 	files, err := ceremony.ReadShareFiles(paths)
 	if err != nil {
@@ -636,7 +742,12 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	if err != nil {
 		return err
 	}
-	shares, err := g.decryptShares(paths, files, pws, true)
+	if expect.KCV != "" {
+		if err := ceremony.CheckExpectComplete(checked, f.domain, len(paths)); err != nil {
+			return err
+		}
+	}
+	shares, err := g.decryptShares(paths, files, pws, nil, true)
 	defer func() {
 		for _, s := range shares {
 			secret.Wipe(s)
@@ -644,6 +755,9 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	}()
 	if err != nil {
 		return err
+	}
+	if err := expect.Check(paths, shares); err != nil {
+		return fmt.Errorf("%w; nothing was imported", err)
 	}
 	o := ceremony.ImportOptions{Shares: shares, Names: paths, Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
 		Warn: func(format string, args ...any) { g.note(format, args...) }}
@@ -733,7 +847,9 @@ func newShareKCVCmd(g *globals) *cobra.Command {
 		Long: `Decrypt every share file and print the key check value of the DKEK they make:
 the XOR of the shares, SHA-256, first 8 bytes. Compare it with
 'pico-hsm-tool status --pin' before and after a ceremony: the device holds exactly
-these shares when the two agree.`,
+these shares when the two agree. With --expect-kcv (or --expect-share-kcv per
+file) it exits 1 when a value differs. The files are decrypted at the same time,
+one per core.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			shares, err := g.decryptAll(args, f)
@@ -762,6 +878,7 @@ these shares when the two agree.`,
 	fl.StringArrayVar(&f.nofm.files, "pwd-shares-file", nil, "password shares of the next n-of-m FILE")
 	fl.StringArrayVar(&f.nofm.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE")
 	fl.BoolVar(&asJSON, "json", false, "print as JSON")
+	f.registerExpect(cmd, "the key check value the DKEK of these files must have (16 hex digits): a mismatch exits 1")
 	return cmd
 }
 
@@ -772,6 +889,10 @@ func (g *globals) decryptAll(paths []string, f *importFlags) ([][]byte, error) {
 	if len(f.passwords) > len(paths) {
 		return nil, tooManyPasswords(len(f.passwords), len(paths))
 	}
+	expect, err := f.expect(len(paths))
+	if err != nil {
+		return nil, err
+	}
 	files, err := ceremony.ReadShareFiles(paths)
 	if err != nil {
 		return nil, err
@@ -781,7 +902,7 @@ func (g *globals) decryptAll(paths []string, f *importFlags) ([][]byte, error) {
 		return nil, err
 	}
 	defer wipePasswords(pws)
-	return g.decryptShares(paths, files, pws, false)
+	return g.decryptShares(paths, files, pws, expect, false)
 }
 
 func newReshareCmd(g *globals) *cobra.Command {

@@ -349,3 +349,31 @@ func CombinedKCV(shares [][]byte) string {
 	k := hsm.KCV(d)
 	return fmt.Sprintf("%X", k[:])
 }
+
+// CheckExpectComplete refuses --expect-kcv for an import that does not
+// give every share of the DKEK. --expect-kcv is the key check value of
+// the whole DKEK, and the tool can only compute it from the shares it
+// decrypts: the device keeps the shares of earlier runs only as their XOR
+// and shows no check value until the last one (checkCommitted). st is the
+// status CheckImportInto read for key domain dom, n the files given.
+func CheckExpectComplete(st hsm.DKEKStatus, dom, n int) error {
+	if st.Outstanding == st.Shares && n == st.Shares {
+		return nil
+	}
+	whose := "the device's"
+	if dom != 0 {
+		whose = fmt.Sprintf("key domain %d's", dom)
+	}
+	held := ""
+	if k := st.Shares - st.Outstanding; k > 0 {
+		held = fmt.Sprintf("%d of them %s already imported and ", k, wasWere(k))
+	}
+	return fmt.Errorf("--expect-kcv is the key check value of the whole DKEK, so it needs all of %s %d DKEK shares in one run, but %s%d share file(s) were given: give every share file in one run, or check each file alone with --expect-share-kcv and the value create-dkek-share printed for it", whose, st.Shares, held, n)
+}
+
+func wasWere(n int) string {
+	if n == 1 {
+		return "was"
+	}
+	return "were"
+}

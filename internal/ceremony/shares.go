@@ -2,6 +2,7 @@ package ceremony
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -9,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
@@ -158,23 +161,28 @@ func CheckNewPassword(pw []byte) error {
 // writes it to path, encrypted under password, as a file sc-hsm-tool can
 // import (sc-hsm-tool.c create_dkek_share). No device is needed. The file
 // is written atomically with mode 0600; an existing file is replaced only
-// with overwrite.
-func CreateShare(path string, password []byte, overwrite bool, progress func(done, total int)) error {
+// with overwrite. It returns the share's own check value (ShareKCV), for
+// its custodian to write down with the file's name and give later to
+// --expect-share-kcv.
+func CreateShare(path string, password []byte, overwrite bool, progress func(done, total int)) (kcv string, err error) {
 	if !overwrite {
 		if err := atomicfile.CheckAbsent(path); err != nil {
-			return err
+			return "", err
 		}
 	}
 	share := make([]byte, dkekshare.ShareSize)
 	defer clear(share)
 	if _, err := io.ReadFull(rand.Reader, share); err != nil {
-		return fmt.Errorf("generating the DKEK share: %w", err)
+		return "", fmt.Errorf("generating the DKEK share: %w", err)
 	}
 	file, err := dkekshare.Seal(share, password, rand.Reader, progress)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return atomicfile.Write(path, file, 0o600, overwrite)
+	if err := atomicfile.Write(path, file, 0o600, overwrite); err != nil {
+		return "", err
+	}
+	return ShareKCV(share), nil
 }
 
 // OpenShare decrypts a share file read by ReadShareFile.
@@ -184,6 +192,131 @@ func OpenShare(path string, file, password []byte, progress func(done, total int
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return share, nil
+}
+
+// ShareError is the failure of one share file of OpenShares: Index is its
+// place in the run (from 0), Name its file. Its message is "NAME: ERR",
+// as OpenShare's.
+type ShareError struct {
+	Index int
+	Name  string
+	Err   error
+}
+
+func (e *ShareError) Error() string { return e.Name + ": " + e.Err.Error() }
+func (e *ShareError) Unwrap() error { return e.Err }
+
+// testHookOpened, when set by a test, sees every share OpenShares
+// decrypts, so that the test can check that each is wiped after an error.
+var testHookOpened func(share []byte)
+
+// OpenShares decrypts the share files of one run at the same time, one key
+// derivation per core (runtime.NumCPU workers): each derivation is a
+// single chain of 30,000,000 MD5 computations that no core can share
+// (dkekshare.DeriveKeyIV), so K shares on C cores take about ceil(K/C)
+// derivations of wall time instead of K. passwords[i] opens files[i];
+// names are the files, for the errors. The shares come back in the order of
+// the files.
+//
+// progress, when set, sees one combined count: the MD5 computations done by
+// all derivations and their sum, serialized, ending with done == total
+// also after an error (so that a progress line is cleared).
+//
+// When a file fails (a wrong password), the derivations still running are
+// stopped (dkekshare.OpenContext), the ones not started are skipped, and
+// OpenShares waits for every worker before it returns: no goroutine holds
+// a password or a share afterwards. The error is a *ShareError for the
+// first failed file in the order of the files; every share already
+// decrypted is wiped and none is returned. The passwords belong to the
+// caller, who wipes them once OpenShares returns.
+func OpenShares(names []string, files, passwords [][]byte, progress func(done, total int)) ([][]byte, error) {
+	return openShares(names, files, passwords, progress, runtime.NumCPU())
+}
+
+func openShares(names []string, files, passwords [][]byte, progress func(done, total int), workers int) ([][]byte, error) {
+	k := len(files)
+	if len(names) != k || len(passwords) != k {
+		return nil, fmt.Errorf("%d share files, %d names and %d passwords", k, len(names), len(passwords))
+	}
+	workers = max(1, min(workers, k))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The combined progress: each derivation's latest count; one that has
+	// not reported yet counts with the total the others report (every
+	// share file has the same iteration count).
+	var mu sync.Mutex
+	done, totals := make([]int, k), make([]int, k)
+	finished := false
+	sums := func() (sd, st int) {
+		known := 0
+		for j := range done {
+			sd += done[j]
+			known = max(known, totals[j])
+		}
+		for j := range totals {
+			st += max(totals[j], known)
+		}
+		return sd, st
+	}
+	report := func(i, d, t int) {
+		mu.Lock()
+		defer mu.Unlock()
+		done[i], totals[i] = d, t
+		sd, st := sums()
+		finished = sd >= st
+		progress(sd, st)
+	}
+
+	shares := make([][]byte, k)
+	errs := make([]error, k)
+	next := make(chan int, k)
+	for i := range k {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := ctx.Err(); err != nil {
+					errs[i] = err
+					continue
+				}
+				var p func(d, t int)
+				if progress != nil {
+					p = func(d, t int) { report(i, d, t) }
+				}
+				s, err := dkekshare.OpenContext(ctx, files[i], passwords[i], p)
+				if err != nil {
+					errs[i] = err
+					cancel()
+					continue
+				}
+				if testHookOpened != nil {
+					testHookOpened(s)
+				}
+				shares[i] = s
+			}
+		}()
+	}
+	wg.Wait()
+	if progress != nil && !finished {
+		_, st := sums()
+		st = max(st, 1)
+		progress(st, st) // clears a progress line left short by an error
+	}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			for _, s := range shares {
+				clear(s)
+			}
+			return nil, &ShareError{Index: i, Name: names[i], Err: err}
+		}
+	}
+	return shares, nil
 }
 
 // ShareKCV is the check value of one share on its own: SHA-256 of the 32
@@ -213,4 +346,67 @@ func Reshare(file, oldPassword, newPassword []byte, out string, overwrite bool, 
 	}
 	clear(back)
 	return atomicfile.Write(out, sealed, 0o600, overwrite)
+}
+
+// ParseKCV reads a key check value as a person copies it from paper: 16
+// hex digits, in either case, with spaces anywhere between them ("1a2b
+// 3c4d 5e6f 7081"). It returns the digits in upper case, as ShareKCV,
+// CombinedKCV and sc-hsm-tool print them. flag names the option, for the
+// message; a check value is not secret, so the message quotes it.
+func ParseKCV(flag, s string) (string, error) {
+	v := strings.ToUpper(strings.Join(strings.Fields(s), ""))
+	ok := len(v) == 16
+	for _, c := range v {
+		ok = ok && (c >= '0' && c <= '9' || c >= 'A' && c <= 'F')
+	}
+	if !ok {
+		return "", fmt.Errorf("%s %q: not a key check value: give its 16 hex digits (0-9, A-F), as create-dkek-share, dkek-share kcv or status printed them", flag, s)
+	}
+	return v, nil
+}
+
+// Expect holds the check values a person expects of the shares of one
+// run, already read with ParseKCV. A .pbe file has no MAC: sc-hsm-tool's
+// padding check lets about one wrong password in 256 through, and the
+// share it gives is then 32 wrong bytes; dkekshare.Open's stricter check
+// still lets one in 2^128 through, and a file can be swapped for another.
+// The check value written down at create-dkek-share closes both.
+type Expect struct {
+	// KCV is the key check value of the DKEK all the run's shares make
+	// (--expect-kcv): hsm.KCV of their XOR.
+	KCV string
+	// ShareKCVs are the check values of each share alone, in the order of
+	// the files (--expect-share-kcv): ShareKCV, what create-dkek-share
+	// printed.
+	ShareKCVs []string
+}
+
+// Given reports whether any check value is expected.
+func (e *Expect) Given() bool { return e.KCV != "" || len(e.ShareKCVs) > 0 }
+
+// CheckCount refuses --expect-share-kcv values that are not one per file,
+// before any password is asked for.
+func (e *Expect) CheckCount(files int) error {
+	if n := len(e.ShareKCVs); n > 0 && n != files {
+		return fmt.Errorf("%d --expect-share-kcv given for %d share file(s): give one per share file, in the order of the files", n, files)
+	}
+	return nil
+}
+
+// Check compares the decrypted shares with the expected check values:
+// each share alone first, so that a mismatch names its file, then their
+// combination. It runs before any share reaches a device. The messages
+// give both values; neither is secret.
+func (e *Expect) Check(names []string, shares [][]byte) error {
+	for i, want := range e.ShareKCVs {
+		if got := ShareKCV(shares[i]); got != want {
+			return fmt.Errorf("%s: the share's check value is %s, not the expected %s (--expect-share-kcv): the password is wrong (about one wrong password in 256 passes the file's own check) or this is not the file whose value was written down", shareName(names, i), got, want)
+		}
+	}
+	if e.KCV != "" {
+		if got := CombinedKCV(shares); got != e.KCV {
+			return fmt.Errorf("the shares of %s make a DKEK with key check value %s, not the expected %s (--expect-kcv): a password is wrong (about one wrong password in 256 passes a file's own check), a share file is missing or another was given; check each file's own value with --expect-share-kcv", joinNames(names), got, e.KCV)
+		}
+	}
+	return nil
 }
