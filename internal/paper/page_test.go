@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"os"
 	"os/exec"
@@ -200,5 +203,43 @@ func TestPaperNamed(t *testing.T) {
 	}
 	if _, err := PaperNamed("legal"); err == nil || err.Error() != "--paper legal: give a4 or letter" {
 		t.Error(err)
+	}
+}
+
+// TestQRDecodes reads the page's QR code back with a real decoder, zbarimg
+// (zbar-tools), where it is installed: the text it gives is the payload.
+func TestQRDecodes(t *testing.T) {
+	zbar, err := exec.LookPath("zbarimg")
+	if err != nil {
+		t.Skip("zbarimg is not installed (zbar-tools): the QR code's content is checked through the encoder only (TestQRPayload)")
+	}
+	f := vectors(t)["dkek-share-1.pbe"]
+	bm := (&Page{File: f}).qr()
+	const scale = 6
+	img := image.NewGray(image.Rect(0, 0, len(bm)*scale, len(bm)*scale))
+	for y, row := range bm {
+		for x, dark := range row {
+			c := color.Gray{Y: 255}
+			if dark {
+				c = color.Gray{}
+			}
+			for i := range scale * scale {
+				img.SetGray(x*scale+i%scale, y*scale+i/scale, c)
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "qr.png")
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, b.Bytes(), 0o600)
+	out, err := exec.Command(zbar, "--raw", "-q", path).Output()
+	if err != nil {
+		t.Fatalf("zbarimg: %v", err)
+	}
+	got, err := Parse(bytes.NewReader(out), "zbarimg")
+	if err != nil || !bytes.Equal(got, f) {
+		t.Fatalf("zbarimg read %q: %v", out, err)
 	}
 }
