@@ -39,6 +39,17 @@ type Status struct {
 	// its status stays sc-hsm-tool's. The lines above keep describing
 	// domain 0, the default domain sc-hsm-tool knows.
 	KeyDomains []DomainState `json:"key_domains,omitempty"`
+	// PINResetWithSOPIN tells whether the SO-PIN can reset the user PIN
+	// (option 0001, "User PIN reset with SO-PIN enabled"): without it the
+	// firmware refuses RESET RETRY COUNTER (pico-hsm cmd_reset_retry.c,
+	// 6986), and a blocked user PIN is lost. nil on a device never
+	// initialized.
+	PINResetWithSOPIN *bool `json:"user_pin_reset_with_so_pin,omitempty"`
+	// UserPINUnblock says, for a blocked user PIN, what unblocks it:
+	// "so-pin" (unblock-pin) where the option allows it and the SO-PIN is
+	// not blocked too, otherwise "initialize" (only initializing again,
+	// which destroys every key). Empty when the PIN is not blocked.
+	UserPINUnblock string `json:"user_pin_unblock,omitempty"`
 	// KeysCounted tells that the caller filled DomainState.Keys
 	// (CountKeys in package keystore reads each key's domain).
 	KeysCounted bool `json:"-"`
@@ -106,6 +117,14 @@ func (d *Device) ReadStatus(pin []byte, allowLastTry bool) (*Status, error) {
 			return nil, err
 		}
 		s.UserPIN = &up
+		rrc := info.Options&OptResetRetryCounter != 0
+		s.PINResetWithSOPIN = &rrc
+		if up.Blocked {
+			s.UserPINUnblock = "initialize"
+			if rrc && !so.Blocked {
+				s.UserPINUnblock = "so-pin"
+			}
+		}
 		if pin != nil {
 			// The same guard as Login, on the state just read.
 			if err := CheckTries(up, UserPIN, allowLastTry); err != nil {
@@ -148,6 +167,22 @@ func (d *Device) ReadStatus(pin []byte, allowLastTry bool) (*Status, error) {
 		}
 	}
 	return s, nil
+}
+
+// BlockedHint says what unblocks a blocked user PIN on this device, or ""
+// when it is not blocked. prefix is the command that names the device,
+// as in "pico-hsm-tool --reader 1".
+func (s *Status) BlockedHint(prefix string) string {
+	switch s.UserPINUnblock {
+	case "so-pin":
+		return fmt.Sprintf("the user PIN is blocked: the SO-PIN unblocks it (this device allows it: User PIN reset with SO-PIN): run '%s unblock-pin --so-pin SO-PIN --new-pin NEW-PIN'", prefix)
+	case "initialize":
+		if s.SOPIN != nil && s.SOPIN.Blocked && s.PINResetWithSOPIN != nil && *s.PINResetWithSOPIN {
+			return "the user PIN is blocked, and so is the SO-PIN that unblocks it: neither unblock-pin nor initialize (which asks for the SO-PIN) can help; the keys are usable only from a backup, restored with the DKEK shares on another device"
+		}
+		return "the user PIN is blocked, and this device was initialized without \"User PIN reset with SO-PIN\", so the SO-PIN cannot unblock it: only initializing it again gives it a user PIN, which destroys every key and the DKEK (restore them from a backup with the DKEK shares)"
+	}
+	return ""
 }
 
 // knownKCV is dk's check value, or nil where the device answered the
