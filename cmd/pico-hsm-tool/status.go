@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
@@ -70,6 +72,9 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 		}{st, version.Get()})
 	}
 	st.WriteText(g.stdout)
+	if hint := st.BlockedHint(strings.TrimSpace(conn.Suggest(""))); hint != "" {
+		g.note("%s", hint)
+	}
 	if st.KCVVerified && st.KCV == hsm.ZeroDKEKKCV {
 		g.note("WARNING: the DKEK is all zeros (key check value %s): its shares cancelled each other out, a share imported twice for instance, so it protects nothing; re-initialize the device and have each custodian import their own share once", st.KCV)
 	}
