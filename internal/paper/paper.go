@@ -243,20 +243,20 @@ func CheckLine(n int, text string) ([]byte, error) {
 			if c >= 0x20 && c < 0x7f {
 				what = "'" + string(c) + "'"
 			}
-			return nil, &LineError{n, fmt.Sprintf("%s is not a character of the page (0-9 and A-Z without U): correct it", what)}
+			return nil, &LineError{n, fmt.Sprintf("%s is not a character of the page (0-9 and A-Z without U)", what)}
 		}
 		syms = append(syms, byte(v))
 	}
 	want := lineLen(n) + CheckSymbols
 	switch {
 	case len(syms) < want:
-		return nil, &LineError{n, fmt.Sprintf("%d characters, it has %d (the 2 after the dash included): a character is missing", len(syms), want)}
+		return nil, &LineError{n, fmt.Sprintf("%d characters typed, the line has %d (the 2 after the dash included): a character is missing", len(syms), want)}
 	case len(syms) > want:
-		return nil, &LineError{n, fmt.Sprintf("%d characters, it has %d (the 2 after the dash included): a character is extra", len(syms), want)}
+		return nil, &LineError{n, fmt.Sprintf("%d characters typed, the line has %d (the 2 after the dash included): a character is extra", len(syms), want)}
 	}
 	data, check := syms[:want-CheckSymbols], syms[want-CheckSymbols:]
 	if lineCheck(n, data) != uint16(check[0])<<5|uint16(check[1]) {
-		return nil, &LineError{n, "its check characters do not match: a character is mistyped (or it is another line): compare it with the paper"}
+		return nil, &LineError{n, "its check characters do not match: a character is mistyped, or it is another line"}
 	}
 	return data, nil
 }

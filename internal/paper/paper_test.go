@@ -159,7 +159,7 @@ func TestEveryTypoInThePage(t *testing.T) {
 				}
 				bad := page[:at+pos] + string(c) + page[at+pos+1:]
 				_, err := Parse(strings.NewReader(bad), "page.txt")
-				want := fmt.Sprintf("page.txt: line %d: ", l.N)
+				want := fmt.Sprintf("page.txt: line %d (input line ", l.N)
 				if err == nil || !strings.HasPrefix(err.Error(), want) {
 					t.Fatalf("line %d pos %d %q: %v", l.N, pos, c, err)
 				}
@@ -203,9 +203,9 @@ func TestLineErrors(t *testing.T) {
 	f := vectors(t)["dkek-share-1.pbe"]
 	l := FileLines(f)[0]
 	for _, tc := range []struct{ text, want string }{
-		{l.Data[1:] + l.Check, "line 1: 17 characters, it has 18 (the 2 after the dash included): a character is missing"},
-		{l.Data + "A" + l.Check, "line 1: 19 characters, it has 18 (the 2 after the dash included): a character is extra"},
-		{"U" + l.Data[1:] + l.Check, "line 1: 'U' is not a character of the page (0-9 and A-Z without U): correct it"},
+		{l.Data[1:] + l.Check, "line 1: 17 characters typed, the line has 18 (the 2 after the dash included): a character is missing"},
+		{l.Data + "A" + l.Check, "line 1: 19 characters typed, the line has 18 (the 2 after the dash included): a character is extra"},
+		{"U" + l.Data[1:] + l.Check, "line 1: 'U' is not a character of the page (0-9 and A-Z without U)"},
 	} {
 		_, err := CheckLine(1, tc.text)
 		if err == nil || err.Error() != tc.want {
@@ -365,7 +365,7 @@ func TestAsk(t *testing.T) {
 	}
 	out := term.out.String()
 	for _, want := range []string{
-		"line 3: its check characters do not match: a character is mistyped (or it is another line): compare it with the paper: type line 3 again\n",
+		"line 3: its check characters do not match: a character is mistyped, or it is another line: type line 3 again\n",
 		"that is line 5: type line 3\n",
 		"the lines make a file whose check value is " + FileCheck(f) + ", the paper says 0000000000000000",
 	} {

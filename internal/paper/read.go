@@ -59,8 +59,9 @@ func Parse(r io.Reader, name string) ([]byte, error) {
 			return nil, fmt.Errorf("%s: line %d is given twice (input lines %d and %d): keep the one that matches the paper", name, n, at[n-1], no)
 		}
 		data, err := CheckLine(n, m[2])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w (input line %d)", name, err, no)
+		var le *LineError
+		if errors.As(err, &le) {
+			return nil, fmt.Errorf("%s: line %d (input line %d): %s: correct it as on the paper", name, n, no, le.Reason)
 		}
 		lines[n-1], at[n-1] = data, no
 	}
