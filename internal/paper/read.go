@@ -183,8 +183,5 @@ func Ask(t Terminal) ([]byte, error) {
 }
 
 func readErr(err error) error {
-	if errors.Is(err, io.EOF) {
-		return errors.New("the input ended before the paper copy was complete: nothing was written")
-	}
-	return fmt.Errorf("reading the terminal: %v", err)
+	return fmt.Errorf("the paper copy is not complete (reading the terminal: %v): nothing was written", err)
 }
