@@ -154,7 +154,8 @@ func (d *Device) cmdChangePIN(c apdu.Command) uint16 {
 // SO-PIN then a new user PIN; P1=01: SO-PIN only, unblock (needs option
 // 0020); P1=02: new PIN in an SO session; P1=03: unblock in an SO session
 // (needs option 0020). An SO-PIN never set (the option given without tag
-// 82) answers 6A88.
+// 82) answers 6A88. P1=00 needs at least 2 bytes after the SO-PIN and
+// P1=02 at most 16 (cmd_reset_retry.c: neither bounds the other side).
 func (d *Device) cmdResetRetry(c apdu.Command) uint16 {
 	if c.P2 != 0x81 {
 		return apdu.SWReferenceNotFound
@@ -166,6 +167,7 @@ func (d *Device) cmdResetRetry(c apdu.Command) uint16 {
 		return apdu.SWReferenceNotFound
 	}
 	var newPIN []byte
+	setPIN := false
 	switch c.P1 {
 	case 0x00:
 		if len(c.Data) <= len(d.st.SOPIN)+1 {
@@ -174,15 +176,18 @@ func (d *Device) cmdResetRetry(c apdu.Command) uint16 {
 		if s := d.checkPIN(c.Data[:len(d.st.SOPIN)], true); s != apdu.SWOK {
 			return s
 		}
-		newPIN = c.Data[len(d.st.SOPIN):]
+		newPIN, setPIN = c.Data[len(d.st.SOPIN):], true
 	case 0x02:
 		if !d.sess.SOSession {
 			return apdu.SWConditionsNotSatisfied
 		}
-		if len(c.Data) == 0 || len(c.Data) > 16 {
+		// Only more than 16 bytes is refused: with no data the firmware
+		// stores a PIN of length 0, after which the user PIN reads as
+		// never set (VERIFY answers 6A88, and CHANGE PIN hangs).
+		if len(c.Data) > 16 {
 			return apdu.SWWrongLength
 		}
-		newPIN = c.Data
+		newPIN, setPIN = c.Data, true
 	case 0x01, 0x03:
 		if d.st.Options&optUnblockOnly == 0 {
 			return apdu.SWCommandNotAllowed
@@ -205,8 +210,8 @@ func (d *Device) cmdResetRetry(c apdu.Command) uint16 {
 	default:
 		return apdu.SWWrongP1P2
 	}
-	if newPIN != nil {
-		d.st.PIN = bytes.Clone(newPIN)
+	if setPIN {
+		d.st.PIN = append([]byte{}, newPIN...)
 		d.sess.PINSession = true
 	}
 	d.st.PINTries = d.st.PINRetryMax
