@@ -109,6 +109,8 @@ in its place (they are listed below, under "sc-hsm-tool options").`,
 	root.AddCommand(newVersionCmd(g))
 	root.AddCommand(newKeyDomainCmd(g))
 	root.AddCommand(newAttestCmd(g))
+	root.AddCommand(newGendocsCmd(g))
+	root.AddCommand(newChangePINCmd(g), newChangeSOPINCmd(g), newUnblockPINCmd(g))
 	// --version: the same line as the version command.
 	root.Version = version.Get().String()
 	root.SetVersionTemplate("{{.Version}}\n")
