@@ -153,11 +153,11 @@ func CheckTries(st PINState, ref byte, allowLast bool) error {
 	return nil
 }
 
-// unblockHint says how to unblock a blocked user PIN. This tool has no
-// unblock command yet; pkcs11-tool's --unlock-pin logged in as SO sends
-// RESET RETRY COUNTER with the SO-PIN (OpenSC card-sc-hsm.c
-// sc_hsm_pin_cmd, SC_PIN_CMD_UNBLOCK).
-const unblockHint = "unblock it with the SO-PIN: pkcs11-tool --unlock-pin --login --login-type so --so-pin SO-PIN --new-pin NEW-PIN (this tool has no unblock command yet)"
+// unblockHint says how to unblock a blocked user PIN: unblock-pin sends
+// RESET RETRY COUNTER with the SO-PIN (pico-hsm cmd_reset_retry.c), which
+// the firmware takes only on a device initialized with "User PIN reset
+// with SO-PIN" (initialize without --no-rrc).
+const unblockHint = "unblock it with the SO-PIN: pico-hsm-tool unblock-pin --so-pin SO-PIN --new-pin NEW-PIN (where the device was initialized with User PIN reset with SO-PIN; otherwise only initialize helps)"
 
 const blockedUserPIN = "the user PIN is blocked: " + unblockHint
 
