@@ -41,17 +41,17 @@ for f in usr/bin/pico-hsm-tool usr/share/man/man1/pico-hsm-tool.1 usr/share/man/
 done
 [ -x "$tmp/root/usr/bin/pico-hsm-tool" ] || fail "/usr/bin/pico-hsm-tool is not executable"
 "$tmp/root/usr/bin/pico-hsm-tool" --version
-man -l "$tmp/root/usr/share/man/man1/pico-hsm-tool.1" 2>/dev/null | grep -q 'pico-hsm-tool manages a Pico HSM' ||
+man -l "$tmp/root/usr/share/man/man1/pico-hsm-tool.1" 2>/dev/null | grep 'pico-hsm-tool manages a Pico HSM' >/dev/null ||
 	fail "the installed pico-hsm-tool.1 does not render with man -l"
 
 step "make deb, dpkg -i"
-if dpkg-query -W -f='${Status}' pico-hsm-tool 2>/dev/null | grep -q 'install ok installed'; then
+if dpkg-query -W -f='${Status}' pico-hsm-tool 2>/dev/null | grep 'install ok installed' >/dev/null; then
 	fail "a pico-hsm-tool package is installed already: dpkg -r pico-hsm-tool first"
 fi
 deb=$(make --no-print-directory deb | tail -1)
 [ -f "$deb" ] || fail "make deb did not say where the package is (got '$deb')"
-dpkg-deb -f "$deb" Depends | grep -qw libpcsclite1 || fail "$deb does not depend on libpcsclite1"
-dpkg-deb -f "$deb" Recommends | grep -qw pcscd || fail "$deb does not recommend pcscd"
+dpkg-deb -f "$deb" Depends | grep -w libpcsclite1 >/dev/null || fail "$deb does not depend on libpcsclite1"
+dpkg-deb -f "$deb" Recommends | grep -w pcscd >/dev/null || fail "$deb does not recommend pcscd"
 "${sudo[@]}" dpkg -i "$deb"
 installed=1
 tool=$(command -v pico-hsm-tool) || fail "pico-hsm-tool is not on PATH after dpkg -i"
@@ -62,7 +62,7 @@ pico-hsm-tool --version
 # but dpkg does not unpack them, and man -w cannot find them.
 if grep -qs '^path-exclude[= ]*/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
 	echo "man pages excluded by dpkg's configuration here: checking the package holds them"
-	dpkg-deb -c "$deb" | grep -q ' \./usr/share/man/man1/pico-hsm-tool\.1\.gz$' || fail "$deb holds no pico-hsm-tool.1.gz"
+	dpkg-deb -c "$deb" | grep ' \./usr/share/man/man1/pico-hsm-tool\.1\.gz$' >/dev/null || fail "$deb holds no pico-hsm-tool.1.gz"
 else
 	page=$(man -w pico-hsm-tool) || fail "man -w pico-hsm-tool finds no page"
 	echo "man -w pico-hsm-tool: $page"
@@ -109,6 +109,9 @@ for f in pico-hsm-tool_0.0.0-ci_linux_amd64.tar.gz pico-hsm-tool_0.0.0-ci_window
 	pico-hsm-tool_0.0.0-ci_windows_arm64.zip pico-hsm-tool_0.0.0-ci_amd64.deb; do
 	grep -q "  $f\$" "$tmp/a/dist/SHA256SUMS" || fail "the release has no $f"
 done
-unzip -l "$tmp/a/dist/pico-hsm-tool_0.0.0-ci_windows_arm64.zip" | grep -q 'pico-hsm-tool_0.0.0-ci_windows_arm64/pico-hsm-tool.exe$' ||
-	fail "the windows arm64 zip holds no pico-hsm-tool.exe"
+for a in amd64 arm64; do
+	names=$(unzip -Z1 "$tmp/a/dist/pico-hsm-tool_0.0.0-ci_windows_$a.zip")
+	grep -qx "pico-hsm-tool_0.0.0-ci_windows_$a/pico-hsm-tool.exe" <<<"$names" ||
+		fail "the windows $a zip holds no pico-hsm-tool.exe: $names"
+done
 step "package-check passed"
