@@ -77,7 +77,10 @@ func benchK(b *testing.B) []int {
 //   - cores: the CPU time of the parallel run over its wall time, the
 //     cores it had on average (on Unix): at most K / ceil(K/C), and less
 //     when other programs kept the cores busy, which makes a FAIL say
-//     more about the machine than about the code.
+//     more about the machine than about the code;
+//   - par-cpu-s/share: the CPU time of the parallel run per share, to
+//     compare with single-s: equal when running at the same time costs
+//     each derivation nothing (no shared execution units, no locks).
 //
 // Run it with bench/parallel.sh, which exits 1 on a FAIL; it takes about
 // (K + ceil(K/C)) derivations of some 3.3 s per K. Timing depends on what
@@ -139,7 +142,8 @@ func BenchmarkParallelShares(b *testing.B) {
 				// K / ceil(K/C) on a machine with nothing else to do.
 				used := parCPU.Seconds() / parS
 				b.ReportMetric(used, "cores")
-				cores = fmt.Sprintf(" (it used %.2f cores on average, %.2f at most)", used, float64(k)/math.Ceil(float64(k)/float64(c)))
+				b.ReportMetric(parCPU.Seconds()/float64(k), "par-cpu-s/share")
+				cores = fmt.Sprintf(" (it used %.2f cores on average, %.2f at most, and %.2f s of CPU per share)", used, float64(k)/math.Ceil(float64(k)/float64(c)), parCPU.Seconds()/float64(k))
 			}
 			b.Logf("K=%d shares on C=%d cores: sequential %.2f s (%.2f s per share), parallel %.2f s%s: ratio %.2f single derivations, bound ceil(K/C) x 1.15 = %.2f: %s",
 				k, c, seqS, single, parS, cores, ratio, bound, verdict)
