@@ -222,12 +222,14 @@ var testHookOpened func(share []byte)
 // all derivations and their sum, serialized, ending with done == total
 // also after an error (so that a progress line is cleared).
 //
-// When a file fails (a wrong password), the derivations still running are
-// stopped (dkekshare.OpenContext), the ones not started are skipped, and
-// OpenShares waits for every worker before it returns: no goroutine holds
-// a password or a share afterwards. The error is a *ShareError for the
-// first failed file in the order of the files; every share already
-// decrypted is wiped and none is returned. The passwords belong to the
+// When a file fails (a wrong password), the derivations of the files after
+// it still running are stopped (dkekshare.OpenContext) and the ones not
+// started are skipped; the files before it are finished, as one of them
+// may fail too. OpenShares waits for every worker before it returns: no
+// goroutine holds a password or a share afterwards. The error is a
+// *ShareError for the first failed file in the order of the files,
+// whatever the timing; every share already decrypted is wiped and none is
+// returned. The passwords belong to the
 // caller, who wipes them once OpenShares returns.
 func OpenShares(names []string, files, passwords [][]byte, progress func(done, total int)) ([][]byte, error) {
 	return openShares(names, files, passwords, progress, runtime.NumCPU())
@@ -239,8 +241,27 @@ func openShares(names []string, files, passwords [][]byte, progress func(done, t
 		return nil, fmt.Errorf("%d share files, %d names and %d passwords", k, len(names), len(passwords))
 	}
 	workers = max(1, min(workers, k))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// Each file has its own context. When file j fails, the files after
+	// it are stopped or skipped, and the ones before it run to the end:
+	// one of them may fail too, and the error named is then the first in
+	// the order of the files, whatever the timing.
+	ctxs, cancels := make([]context.Context, k), make([]context.CancelFunc, k)
+	for i := range k {
+		ctxs[i], cancels[i] = context.WithCancel(context.Background())
+		defer cancels[i]()
+	}
+	var failMu sync.Mutex
+	firstFailed := k
+	fail := func(j int) {
+		failMu.Lock()
+		defer failMu.Unlock()
+		if j < firstFailed {
+			firstFailed = j
+			for i := j + 1; i < k; i++ {
+				cancels[i]()
+			}
+		}
+	}
 
 	// The combined progress: each derivation's latest count; one that has
 	// not reported yet counts with the total the others report (every
@@ -281,7 +302,7 @@ func openShares(names []string, files, passwords [][]byte, progress func(done, t
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if err := ctx.Err(); err != nil {
+				if err := ctxs[i].Err(); err != nil {
 					errs[i] = err
 					continue
 				}
@@ -289,10 +310,10 @@ func openShares(names []string, files, passwords [][]byte, progress func(done, t
 				if progress != nil {
 					p = func(d, t int) { report(i, d, t) }
 				}
-				s, err := dkekshare.OpenContext(ctx, files[i], passwords[i], p)
+				s, err := dkekshare.OpenContext(ctxs[i], files[i], passwords[i], p)
 				if err != nil {
 					errs[i] = err
-					cancel()
+					fail(i)
 					continue
 				}
 				if testHookOpened != nil {

@@ -223,3 +223,21 @@ func TestCheckExpectComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenSharesFirstFailureNamed checks that the file named is the first
+// that fails in the order of the files, not the first to fail in time: a
+// later file that fails at once (truncated) does not stop an earlier one
+// whose password turns out wrong after its derivation.
+func TestOpenSharesFirstFailureNamed(t *testing.T) {
+	defer dkekshare.SetIterationsForTesting(200_000)()
+	names, files, pws, _ := sealed(t, 3)
+	pws[0] = []byte("not the password")
+	files[2] = files[2][:40]
+	for _, workers := range []int{1, 2, 3} {
+		_, err := openShares(names, files, pws, nil, workers)
+		var se *ShareError
+		if !errors.As(err, &se) || se.Index != 0 || !errors.Is(err, dkekshare.ErrWrongPassword) {
+			t.Fatalf("%d workers: got %v, want s1.pbe's wrong password", workers, err)
+		}
+	}
+}
