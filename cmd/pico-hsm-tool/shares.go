@@ -43,6 +43,7 @@ func (g *globals) progressFor(n int) func(done, total int) {
 	return func(done, total int) {
 		if done >= total {
 			fmt.Fprint(f, "\r\x1b[K")
+			last = -1
 			return
 		}
 		if pct := done * 100 / total; pct != last {
