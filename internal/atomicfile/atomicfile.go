@@ -42,6 +42,12 @@ func Write(path string, data []byte, mode fs.FileMode, overwrite bool) (err erro
 		tmp.Close()
 		return writeErr(path, err)
 	}
+	// On Windows the mode bits do not keep others out: the temporary file
+	// gets a DACL for its owner alone before any data is written to it.
+	if err := restrictToOwner(name, mode); err != nil {
+		tmp.Close()
+		return writeErr(path, err)
+	}
 	if _, err := writeHook(tmp, data); err != nil {
 		tmp.Close()
 		return writeErr(path, err)
