@@ -24,6 +24,7 @@ var readmeGuides = []struct {
 		"ca.p12":       "../../internal/keyimport/testdata/rsa2048-modern.p12",
 		"contract.txt": "testdata/readme/contract.txt",
 	}},
+	{"pins", "### 10. PINs after the ceremony", nil},
 }
 
 // TestREADMEKeyDomains runs the README's key domain guide as it is
@@ -37,6 +38,10 @@ func TestREADMEKeyDomains(t *testing.T) { runREADMEGuide(t, readmeGuides[0].name
 // PKCS#12 file into the device, on a simulated device; the OpenSC and
 // OpenSSL lines need pcscd and run in TestE2EREADME.
 func TestREADMECAKey(t *testing.T) { runREADMEGuide(t, readmeGuides[1].name, false) }
+
+// TestREADMEPINs runs the README's guide to changing, blocking and
+// unblocking PINs on a simulated device.
+func TestREADMEPINs(t *testing.T) { runREADMEGuide(t, readmeGuides[2].name, false) }
 
 // TestE2EREADME runs the same guides through pcscd with the simulated
 // devices in the bed's reader: "-r sim:NAME.json" is dropped, and a
@@ -59,7 +64,7 @@ func runREADMEGuide(t *testing.T, name string, pcscd bool) {
 		}
 	}
 	script := readmeScript(t, heading, pcscd)
-	if strings.Count(script, "\nexec ") < 8 || !strings.Contains(script, "\nstdout ") {
+	if strings.Count(script, "exec ") < 8 || !strings.Contains(script, "\nstdout ") {
 		t.Fatalf("the guide has too few commands or no output:\n%s", script)
 	}
 	dir := t.TempDir()
@@ -113,7 +118,8 @@ var (
 
 // readmeScript turns the README section that starts with heading into a
 // testscript: "export A=B C=D" lines set variables, "pico-hsm-tool …"
-// lines run ("# refused…" at the end: they must fail), and each line of
+// lines run ("# refused: WORDS" at the end: they must fail, saying
+// WORDS), and each line of
 // a text block that follows an sh block must be a line of the last
 // command's standard output. Lines of OpenSC and OpenSSL run only with
 // pcscd, where "-r sim:PATH" is dropped and a new PATH swaps the card.
@@ -136,9 +142,12 @@ func readmeScript(t *testing.T, heading string, pcscd bool) string {
 	block, device, skipped := "", "", false
 	for _, line := range strings.Split(sec, "\n") {
 		cmd := line
-		neg := ""
+		neg, why := "", ""
 		if k := strings.Index(cmd, "  # refused"); k >= 0 {
+			// "# refused: WORDS": the command fails, saying WORDS.
 			cmd, neg = cmd[:k], "! "
+			why = strings.TrimSpace(strings.TrimPrefix(line[k:], "  # refused"))
+			why = strings.TrimSpace(strings.TrimPrefix(why, ":"))
 		}
 		switch {
 		case strings.HasPrefix(line, "```"):
@@ -160,6 +169,9 @@ func readmeScript(t *testing.T, heading string, pcscd bool) string {
 				cmd = "pico-hsm-tool " + cmd[len(m[0]):]
 			}
 			out.WriteString(neg + "exec " + cmd + "\n")
+			if why != "" {
+				out.WriteString("stderr '" + strings.ReplaceAll(regexp.QuoteMeta(why), "'", "''") + "'\n")
+			}
 			skipped = false
 		case block == "sh" && (strings.HasPrefix(line, "pkcs11-tool ") || strings.HasPrefix(line, "pkcs15-tool ") || strings.HasPrefix(line, "openssl ")):
 			if pcscd {
