@@ -23,8 +23,10 @@ all: build
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-X github.com/pico-hsm-tool/pico-hsm-tool/internal/version.Version=$(VERSION))
 
+# -trimpath as the release builds, so that make build, make install, make
+# deb and make release share the compiled packages in Go's build cache.
 build:
-	$(GO) build -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pico-hsm-tool
+	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pico-hsm-tool
 
 # Install what is missing, apt-get update first.
 deps:
@@ -50,6 +52,8 @@ vet:
 # Linux-only call cannot land outside a tagged file. The packages listed in
 # VET_NO_TESTS have Linux-only test helpers (mount, setsid, umask) in
 # untagged _test.go files: for Windows only their non-test files are vetted.
+# The Windows builds use -trimpath as make release does, which then finds
+# the compiled packages in Go's build cache.
 PLATFORMS    := linux/amd64 windows/amd64 windows/arm64
 VET_NO_TESTS := ./cmd/pico-hsm-tool
 cross:
@@ -57,11 +61,11 @@ cross:
 		os=$${p%/*}; arch=$${p#*/}; echo "vet and build $$os/$$arch"; \
 		if [ $$os = linux ]; then GOOS=$$os GOARCH=$$arch $(GO) vet $(PKGS); continue; fi; \
 		skip=$$($(GO) list $(VET_NO_TESTS)); \
-		GOOS=$$os GOARCH=$$arch $(GO) vet $$($(GO) list $(PKGS) | grep -vxF "$$skip"); \
+		GOOS=$$os GOARCH=$$arch $(GO) vet -trimpath $$($(GO) list $(PKGS) | grep -vxF "$$skip"); \
 		for d in $(VET_NO_TESTS); do \
-			GOOS=$$os GOARCH=$$arch $(GO) vet $$(GOOS=$$os GOARCH=$$arch $(GO) list -f '{{$$d:=.Dir}}{{range .GoFiles}}{{$$d}}/{{.}} {{end}}' $$d); \
+			GOOS=$$os GOARCH=$$arch $(GO) vet -trimpath $$(GOOS=$$os GOARCH=$$arch $(GO) list -f '{{$$d:=.Dir}}{{range .GoFiles}}{{$$d}}/{{.}} {{end}}' $$d); \
 		done; \
-		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/pico-hsm-tool; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -o /dev/null ./cmd/pico-hsm-tool; \
 	done
 	cd packaging && $(GO) vet ./...
 
