@@ -49,22 +49,16 @@ vet:
 # The tool must build for Windows too (PC/SC through winscard.dll, no
 # cgo); platform code lives in small files with build tags. `go vet` runs
 # for every platform a release ships (it type-checks test files too), so a
-# Linux-only call cannot land outside a tagged file. The packages listed in
-# VET_NO_TESTS have Linux-only test helpers (mount, setsid, umask) in
-# untagged _test.go files: for Windows only their non-test files are vetted.
-# The Windows builds use -trimpath as make release does, which then finds
-# the compiled packages in Go's build cache.
+# Linux-only call cannot land outside a tagged file, tests included
+# (their Linux-only helpers live in *_linux_test.go files). The Windows
+# builds use -trimpath as make release does, which then finds the compiled
+# packages in Go's build cache.
 PLATFORMS    := linux/amd64 windows/amd64 windows/arm64
-VET_NO_TESTS := ./cmd/pico-hsm-tool
 cross:
 	@set -e; for p in $(PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; echo "vet and build $$os/$$arch"; \
 		if [ $$os = linux ]; then GOOS=$$os GOARCH=$$arch $(GO) vet $(PKGS); continue; fi; \
-		skip=$$($(GO) list $(VET_NO_TESTS)); \
-		GOOS=$$os GOARCH=$$arch $(GO) vet -trimpath $$($(GO) list $(PKGS) | grep -vxF "$$skip"); \
-		for d in $(VET_NO_TESTS); do \
-			GOOS=$$os GOARCH=$$arch $(GO) vet -trimpath $$(GOOS=$$os GOARCH=$$arch $(GO) list -f '{{$$d:=.Dir}}{{range .GoFiles}}{{$$d}}/{{.}} {{end}}' $$d); \
-		done; \
+		GOOS=$$os GOARCH=$$arch $(GO) vet -trimpath $(PKGS); \
 		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -o /dev/null ./cmd/pico-hsm-tool; \
 	done
 	cd packaging && $(GO) vet ./...

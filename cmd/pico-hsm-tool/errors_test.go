@@ -130,16 +130,11 @@ var errorCmds = map[string]func(ts *testscript.TestScript, neg bool, args []stri
 		}
 		dir := ts.MkAbs(args[0])
 		os.MkdirAll(dir, 0o755)
-		opts := "size=" + args[1]
-		var flags uintptr
-		if len(args) == 3 && args[2] == "ro" {
-			flags |= syscall.MS_RDONLY
-		}
-		if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, opts); err != nil {
+		if err := mountTmpfs(dir, args[1], len(args) == 3 && args[2] == "ro"); err != nil {
 			ts.Fatalf("mount tmpfs on %s: %v", dir, err)
 		}
 		ts.Defer(func() {
-			if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			if err := unmount(dir); err != nil {
 				ts.Logf("unmount %s: %v", dir, err)
 			}
 		})
@@ -327,11 +322,11 @@ var canMountTmpfs = sync.OnceValue(func() bool {
 		return false
 	}
 	defer os.Remove(dir)
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4k"); err != nil {
+	if err := mountTmpfs(dir, "4k", false); err != nil {
 		fmt.Fprintf(os.Stderr, "DISK-FULL AND READ-ONLY CASES SKIPPED: cannot mount a tmpfs here (%v); run the tests as root to cover them\n", err)
 		return false
 	}
-	syscall.Unmount(dir, syscall.MNT_DETACH)
+	unmount(dir)
 	return true
 })
 

@@ -25,7 +25,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ceremony"
@@ -373,7 +372,7 @@ func (r *leakRun) run(t *testing.T, bin, dir string, env []string) {
 	cmd.Stdin = strings.NewReader(r.stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = newSession()
 	err := cmd.Run()
 	r.stdout, r.stderr = stdout.String(), stderr.String()
 	var ee *exec.ExitError
@@ -512,14 +511,14 @@ func TestSecretFilesPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	old := syscall.Umask(0)
-	defer syscall.Umask(old)
+	old := setUmask(0)
+	defer setUmask(old)
 	env := []string{"PATH=" + os.Getenv("PATH"), "PICO_HSM_TEST_KDF_ITERATIONS=1000"}
 	run := func(args ...string) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
 		cmd.Dir, cmd.Env = dir, env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		cmd.SysProcAttr = newSession()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -587,7 +586,7 @@ func TestFailedWriteKeepsOld(t *testing.T) {
 			cmd = nodac(t, bin, args...)
 		}
 		cmd.Dir, cmd.Env = dir, env
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		cmd.SysProcAttr = newSession()
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
