@@ -75,7 +75,7 @@ func benchK(b *testing.B) []int {
 //   - pass: 1 when ratio <= bound, 0 otherwise (also logged as PASS or
 //     FAIL);
 //   - cores: the CPU time of the parallel run over its wall time, the
-//     cores it had on average (on Unix): at most K / ceil(K/C), and less
+//     cores it had on average (on Unix): about K / ceil(K/C), and less
 //     when other programs kept the cores busy, which makes a FAIL say
 //     more about the machine than about the code;
 //   - par-cpu-s/share: the CPU time of the parallel run per share, to
@@ -138,12 +138,12 @@ func BenchmarkParallelShares(b *testing.B) {
 			b.ReportMetric(pass, "pass")
 			cores := ""
 			if _, ok := processCPU(); ok {
-				// The cores the parallel round had on average; at most
+				// The cores the parallel round had on average; about
 				// K / ceil(K/C) on a machine with nothing else to do.
 				used := parCPU.Seconds() / parS
 				b.ReportMetric(used, "cores")
 				b.ReportMetric(parCPU.Seconds()/float64(k), "par-cpu-s/share")
-				cores = fmt.Sprintf(" (it used %.2f cores on average, %.2f at most, and %.2f s of CPU per share)", used, float64(k)/math.Ceil(float64(k)/float64(c)), parCPU.Seconds()/float64(k))
+				cores = fmt.Sprintf(" (it used %.2f cores on average, ideally %.2f, and %.2f s of CPU per share)", used, float64(k)/math.Ceil(float64(k)/float64(c)), parCPU.Seconds()/float64(k))
 			}
 			b.Logf("K=%d shares on C=%d cores: sequential %.2f s (%.2f s per share), parallel %.2f s%s: ratio %.2f single derivations, bound ceil(K/C) x 1.15 = %.2f: %s",
 				k, c, seqS, single, parS, cores, ratio, bound, verdict)
