@@ -775,8 +775,8 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 }
 
 func newShareToolsCmd(g *globals) *cobra.Command {
-	cmd := groupCmd("dkek-share", "Offline tools for DKEK share files: inspect, kcv, reshare (no device)", false)
-	cmd.AddCommand(newShareInspectCmd(g), newShareKCVCmd(g), newReshareCmd(g))
+	cmd := groupCmd("dkek-share", "Offline tools for DKEK share files: inspect, kcv, reshare, print, from-paper (no device)", false)
+	cmd.AddCommand(newShareInspectCmd(g), newShareKCVCmd(g), newReshareCmd(g), newSharePrintCmd(g), newShareFromPaperCmd(g))
 	return cmd
 }
 
