@@ -83,3 +83,83 @@ func TestE2EImportKeyPKCS11(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EImportKeyFormats imports, through pcscd, an RSA-4096 key and keys
+// from the other input formats: PKCS#1 DER, an encrypted PKCS#8 file, and
+// legacy and modern PKCS#12 files with their certificates; OpenSC lists
+// each, and the RSA keys sign what the software keys verify.
+func TestE2EImportKeyFormats(t *testing.T) {
+	testbed.SkipShort(t)
+	dir := t.TempDir()
+	share := filepath.Join(vectorsDir, "dkek-share-1.pbe")
+	td := "../../internal/keyimport/testdata"
+	keys := []struct{ file, label, id, want string }{
+		{"rsa4096-pkcs8.pem", "imp-rsa4096", "51", "Imported RSA 4096"},
+		{"rsa2048-pkcs1.der", "imp-pkcs1", "52", "Imported RSA 2048"},
+		{"rsa2048-aes256-sha512.pem", "imp-enc", "53", "Imported RSA 2048"},
+		{"ec-secp256k1-legacy.p12", "imp-p12-k1", "54", "Imported EC secp256k1"},
+		{"ec-brainpoolP256r1.p12", "imp-p12-bp", "55", "Imported EC brainpoolP256r1"},
+		{"aes128.bin", "imp-aes128", "56", "Imported AES 128"},
+	}
+	bed, _ := startBed(t, "import-formats")
+	run := runner(t, bed)
+	run("sc-hsm-tool", "--initialize", "--so-pin", "3537363231383830", "--pin", "648219", "--dkek-shares", "1")
+	run("pico-hsm-tool", "import-dkek-share", share, "--password", "seed-share-1-Pw", "--pin", "648219")
+	for _, k := range keys {
+		args := []string{"import-key", "--key", filepath.Join(td, k.file), "--dkek-share", share,
+			"--password", "seed-share-1-Pw", "--pin", "648219", "--label", k.label, "--id", k.id}
+		if strings.Contains(k.file, "p12") || strings.Contains(k.file, "aes256-sha512") {
+			args = append(args, "--key-password", "import-test-pw")
+		}
+		out := run("pico-hsm-tool", args...)
+		if !strings.Contains(out, k.want) {
+			t.Fatalf("import-key %s: %s", k.file, out)
+		}
+		if strings.HasSuffix(k.file, ".p12") && !strings.Contains(out, "Stored its certificate") {
+			t.Errorf("import-key %s stored no certificate: %s", k.file, out)
+		}
+	}
+	out := run("pkcs15-tool", "-D")
+	for _, k := range keys[:5] {
+		if !strings.Contains(out, "["+k.label+"]") || !strings.Contains(out, "ID             : "+k.id) {
+			t.Errorf("pkcs15-tool -D does not list %s with ID %s:\n%s", k.label, k.id, out)
+		}
+	}
+	// The certificates of the PKCS#12 files are listed under the keys' IDs.
+	if n := strings.Count(out, "X.509 Certificate"); n < 2 {
+		t.Errorf("pkcs15-tool -D lists %d X.509 certificates, want the 2 of the PKCS#12 files:\n%s", n, out)
+	}
+	text := []byte("imported from every format\n")
+	msg := filepath.Join(dir, "msg.txt")
+	os.WriteFile(msg, text, 0o600)
+	digest := sha256.Sum256(text)
+	for _, k := range keys[:2] {
+		sig := filepath.Join(dir, k.label+".sig")
+		run("pkcs11-tool", "--module", pkcs11Module, "-l", "--pin", "648219", "--sign", "--id", k.id, "-m", "SHA256-RSA-PKCS", "-i", msg, "-o", sig)
+		s, err := os.ReadFile(sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(td, k.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pub *rsa.PublicKey
+		if b, _ := pem.Decode(raw); b != nil {
+			p, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub = &p.(*rsa.PrivateKey).PublicKey
+		} else {
+			p, err := x509.ParsePKCS1PrivateKey(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub = &p.PublicKey
+		}
+		if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], s); err != nil {
+			t.Errorf("%s: the device's signature does not verify with the software key: %v", k.label, err)
+		}
+	}
+}
