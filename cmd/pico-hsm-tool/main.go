@@ -59,13 +59,17 @@ func trimPeriod(s string) string {
 
 // globals are the flags every command shares.
 type globals struct {
-	reader  string
-	wait    bool
-	verbose bool
-	stdin   io.Reader
-	stdout  io.Writer
-	stderr  io.Writer
-	src     *secret.Source
+	// readers are the --reader options in order; allReaders is
+	// --all-readers. Commands that act on one device take at most one
+	// (g.open); status takes several (g.openAll).
+	readers    []string
+	allReaders bool
+	wait       bool
+	verbose    bool
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+	src        *secret.Source
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -88,7 +92,8 @@ in its place (they are listed below, under "sc-hsm-tool options").`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.reader, "reader", "r", "", "reader `N` (index), a piece of its name, or sim:PATH for the simulated device (default: the first reader with a SmartCard-HSM)")
+	pf.StringArrayVarP(&g.readers, "reader", "r", nil, "reader `N` (index), a piece of its name, or sim:PATH for the simulated device (default: the first reader with a SmartCard-HSM); status takes it more than once")
+	pf.BoolVar(&g.allReaders, "all-readers", false, "status: every reader that holds a SmartCard-HSM")
 	pf.BoolVarP(&g.wait, "wait", "w", false, "wait for a card to be inserted")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print the APDU trace to stderr (secrets masked)")
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,7 +17,82 @@ import (
 const waitTimeout = 5 * time.Minute
 
 func (g *globals) open() (*device.Conn, error) {
-	o := device.Options{Reader: g.reader}
+	if len(g.readers) > 1 || g.allReaders {
+		return nil, fmt.Errorf("%s names several devices, and this command acts on one: give --reader once (status shows several devices side by side)", g.manyFlag())
+	}
+	reader := ""
+	if len(g.readers) == 1 {
+		reader = g.readers[0]
+	}
+	return g.openReader(reader)
+}
+
+// manyFlag names what asked for several devices, for messages.
+func (g *globals) manyFlag() string {
+	if g.allReaders {
+		return "--all-readers"
+	}
+	return fmt.Sprintf("--reader (given %d times)", len(g.readers))
+}
+
+// openAll opens every device --reader names (in order; once each), or
+// with --all-readers every PC/SC reader that holds a SmartCard-HSM, and
+// says which it opened. With neither, it opens the one device open would.
+// The caller closes them.
+func (g *globals) openAll() ([]*device.Conn, error) {
+	names := g.readers
+	if g.allReaders {
+		if len(g.readers) > 0 {
+			return nil, errors.New("--all-readers and --reader contradict each other: give one")
+		}
+		rs, err := device.ListReaders()
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			if r.SmartCardHSM != nil && *r.SmartCardHSM {
+				names = append(names, r.Name)
+			}
+		}
+		if len(names) == 0 {
+			return nil, errors.New("--all-readers: no reader holds a SmartCard-HSM: insert the devices (list-readers shows what each reader holds)")
+		}
+	}
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	given := map[string]bool{}
+	for _, n := range names {
+		if given[n] {
+			return nil, fmt.Errorf("--reader %q is given twice: give each device once", n)
+		}
+		given[n] = true
+	}
+	var conns []*device.Conn
+	seen := map[string]string{}
+	for _, n := range names {
+		c, err := g.openReader(n)
+		if err != nil {
+			for _, o := range conns {
+				o.Close()
+			}
+			return nil, err
+		}
+		if first, ok := seen[c.Reader]; ok {
+			c.Close()
+			for _, o := range conns {
+				o.Close()
+			}
+			return nil, fmt.Errorf("--reader %q and --reader %q name the same device (%s): give each device once", first, n, c.Reader)
+		}
+		seen[c.Reader] = n
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func (g *globals) openReader(reader string) (*device.Conn, error) {
+	o := device.Options{Reader: reader}
 	if g.wait {
 		o.Wait = waitTimeout
 	}

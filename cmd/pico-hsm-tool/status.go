@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
@@ -48,18 +53,15 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 		}
 		defer secret.Wipe(pin)
 	}
+	if len(g.readers) > 1 || g.allReaders {
+		return runStatusMany(g, asJSON, pin, p.lastTry)
+	}
 	conn, err := g.open()
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	var st *hsm.Status
-	err = conn.Transaction(func() error {
-		if st, err = conn.ReadStatus(pin, p.lastTry); err != nil {
-			return err
-		}
-		return keystore.CountDomainKeys(conn.Device, st)
-	})
+	st, err := readStatus(conn, pin, p.lastTry)
 	if err != nil {
 		return err
 	}
@@ -72,6 +74,25 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 		}{st, version.Get()})
 	}
 	st.WriteText(g.stdout)
+	statusNotes(g, conn, st)
+	return nil
+}
+
+func readStatus(conn *device.Conn, pin []byte, lastTry bool) (*hsm.Status, error) {
+	var st *hsm.Status
+	err := conn.Transaction(func() error {
+		var err error
+		if st, err = conn.ReadStatus(pin, lastTry); err != nil {
+			return err
+		}
+		return keystore.CountDomainKeys(conn.Device, st)
+	})
+	return st, err
+}
+
+// statusNotes says on stderr what the status lines imply: what unblocks
+// a blocked PIN, an all-zero DKEK, a check value that needs the PIN.
+func statusNotes(g *globals, conn *device.Conn, st *hsm.Status) {
 	if hint := st.BlockedHint(strings.TrimSpace(conn.Suggest(""))); hint != "" {
 		g.note("%s", hint)
 	}
@@ -81,5 +102,156 @@ func runStatus(g *globals, asJSON, pinGiven bool, p pinFlags) error {
 	if st.KCV != "" && !st.KCVVerified {
 		g.note("note: a Pico HSM shows the DKEK key check value only after user PIN verification; add --pin to see the real value")
 	}
+}
+
+// deviceStatus is one device of status with several readers: its status,
+// or why it could not be read.
+type deviceStatus struct {
+	Reader string `json:"reader"`
+	*hsm.Status
+	Error string `json:"error,omitempty"`
+}
+
+// runStatusMany is status of several devices (--reader more than once,
+// or --all-readers), side by side: each device's lines under the name of
+// its reader, then whether their DKEKs (domain 0) are the same, which a
+// primary and its spare must hold. A device that cannot be read is named
+// with its error and the others are still shown; the exit status is then
+// 1.
+func runStatusMany(g *globals, asJSON bool, pin []byte, lastTry bool) error {
+	conns, err := g.openAll()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var devs []deviceStatus
+	failed := 0
+	for _, c := range conns {
+		st, err := readStatus(c, pin, lastTry)
+		d := deviceStatus{Reader: c.Reader, Status: st}
+		if err != nil {
+			d.Error, d.Status = err.Error(), nil
+			failed++
+		}
+		devs = append(devs, d)
+	}
+	same := sameDKEK(devs)
+	if asJSON {
+		out := struct {
+			Devices  []deviceStatus `json:"devices"`
+			SameDKEK *bool          `json:"same_dkek"`
+			Tool     version.Info   `json:"tool"`
+		}{devs, same, version.Get()}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "%s\n", b)
+	} else {
+		for i, d := range devs {
+			if i > 0 {
+				fmt.Fprintln(g.stdout)
+			}
+			fmt.Fprintf(g.stdout, "Reader               : %s\n", d.Reader)
+			if d.Status == nil {
+				fmt.Fprintf(g.stdout, "Error                : %s\n", d.Error)
+				continue
+			}
+			d.Status.WriteText(g.stdout)
+		}
+		fmt.Fprintln(g.stdout)
+		switch {
+		case same == nil:
+			fmt.Fprintf(g.stdout, "DKEKs                : not compared (%s)\n", whyNotCompared(devs, pin != nil))
+		case *same:
+			fmt.Fprintf(g.stdout, "DKEKs                : all %d devices hold %s\n", len(devs), describeDKEKs(devs[0]))
+		default:
+			fmt.Fprintf(g.stdout, "DKEKs                : the devices hold different DKEKs\n")
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d devices could not be read: see their Error lines", failed, len(devs))
+	}
 	return nil
+}
+
+// dkeks is what a device holds to back keys up: the check value of each
+// complete DKEK by key domain (domain 0 alone on a device without key
+// domains). ok is false when a complete DKEK's check value is not known
+// (read without the user PIN) or the device could not be read.
+func dkeks(d deviceStatus) (m map[int]string, ok bool) {
+	if d.Status == nil {
+		return nil, false
+	}
+	m = map[int]string{}
+	if len(d.KeyDomains) == 0 {
+		if d.DKEK != nil && d.DKEK.Complete() {
+			if d.KnownKCV == nil || !d.KCVVerified {
+				return nil, false
+			}
+			m[0] = *d.KnownKCV
+		}
+		return m, true
+	}
+	for _, kd := range d.KeyDomains {
+		if kd.SetUp && kd.Shares > 0 && kd.Outstanding == 0 {
+			if kd.KCV == nil {
+				return nil, false
+			}
+			m[kd.Domain] = *kd.KCV
+		}
+	}
+	return m, true
+}
+
+// sameDKEK tells whether every device holds the same DKEKs, in the same
+// key domains, by check values read with the PIN verified; nil when that
+// cannot be known.
+func sameDKEK(devs []deviceStatus) *bool {
+	var first map[int]string
+	same := true
+	for i, d := range devs {
+		m, ok := dkeks(d)
+		if !ok {
+			return nil
+		}
+		if i == 0 {
+			first = m
+			continue
+		}
+		same = same && maps.Equal(m, first)
+	}
+	if len(first) == 0 {
+		return nil
+	}
+	return &same
+}
+
+// describeDKEKs is "DKEK X" or "key domain 1: X, key domain 2: Y".
+func describeDKEKs(d deviceStatus) string {
+	m, _ := dkeks(d)
+	if len(d.KeyDomains) == 0 {
+		return "DKEK " + m[0]
+	}
+	var parts []string
+	for _, dom := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("key domain %d: %s", dom, m[dom]))
+	}
+	return "the same DKEKs (" + strings.Join(parts, ", ") + ")"
+}
+
+func whyNotCompared(devs []deviceStatus, pinGiven bool) string {
+	for _, d := range devs {
+		if d.Status == nil {
+			return "a device could not be read"
+		}
+	}
+	if !pinGiven {
+		return "give --pin: a Pico HSM shows its check values only after the user PIN"
+	}
+	return "no device has a complete DKEK"
 }
