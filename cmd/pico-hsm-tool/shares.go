@@ -734,6 +734,9 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 		return err
 	}
 	defer wipePasswords(pws)
+	if len(g.readers) > 1 || g.allReaders {
+		return importSharesMany(g, paths, files, pws, pin, f, expect)
+	}
 	conn, err := g.open()
 	if err != nil {
 		return err
@@ -772,6 +775,132 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 		return nil // imported, as sc-hsm-tool would; the warning is printed
 	}
 	return err
+}
+
+// importSharesMany imports the same share files into several devices in
+// one run (--reader more than once, or --all-readers): a primary and its
+// spares get the same DKEK from one typing of each password. Every device
+// is checked first (reachable, initialized with the key domain set up,
+// enough shares outstanding, and, with --pin, the PIN's tries left), so
+// that nothing changes anywhere when one of them cannot take the shares;
+// then each file is decrypted once; then the shares go into each device
+// in turn. A device that fails does not stop the others: the report says
+// each device's state, the command that finishes the ones left behind
+// (with the files not yet imported there), and whether the devices hold
+// the same DKEK.
+func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePassword, pin []byte, f *importFlags, expect *ceremony.Expect) error {
+	conns, err := g.openAll()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	checked := make([]ceremony.DKEKState, len(conns))
+	for i, c := range conns {
+		st, err := ceremony.CheckImportInto(c, f.domain, len(paths))
+		if err == nil && pin != nil {
+			err = ceremony.CheckPINTries(c, f.lastTry)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w; nothing was imported into any device", c.Reader, err)
+		}
+		if expect.KCV != "" {
+			if err := ceremony.CheckExpectComplete(st, f.domain, len(paths)); err != nil {
+				return fmt.Errorf("%s: %w", c.Reader, err)
+			}
+		}
+		checked[i] = st
+	}
+	shares, err := g.decryptShares(paths, files, pws, nil, true)
+	defer func() {
+		for _, s := range shares {
+			secret.Wipe(s)
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if err := expect.Check(paths, shares); err != nil {
+		return fmt.Errorf("%w; nothing was imported into any device", err)
+	}
+	type outcome struct {
+		reader string
+		res    *ceremony.ImportResult
+		err    error
+		left   []string // the files still to import there
+	}
+	var outs []outcome
+	for i, c := range conns {
+		fmt.Fprintf(g.stdout, "Reader               : %s\n", c.Reader)
+		o := ceremony.ImportOptions{Shares: shares, Names: paths, Domain: f.domain, Checked: &checked[i], PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+			Warn: func(format string, args ...any) { g.note(format, args...) }}
+		res, err := ceremony.ImportShares(c, o)
+		out := outcome{reader: c.Reader, res: res, err: err}
+		if err != nil && !errors.Is(err, ceremony.ErrNotCommitted) {
+			// The shares go in in order: those the device counts as
+			// imported since the check are the first ones.
+			out.left = paths
+			if st, serr := c.DomainStatus(f.domain); serr == nil {
+				if k := checked[i].Outstanding - st.Outstanding; k > 0 && k <= len(paths) {
+					out.left = paths[k:]
+				}
+			}
+			g.note("%s: %v", c.Reader, err)
+		}
+		outs = append(outs, out)
+		fmt.Fprintln(g.stdout)
+	}
+	failed := 0
+	kcvs := map[string]bool{}
+	for _, o := range outs {
+		switch {
+		case o.err != nil && !errors.Is(o.err, ceremony.ErrNotCommitted):
+			failed++
+			resume := "pico-hsm-tool --reader " + shellWord(o.reader) + " import-dkek-share " + strings.Join(quoteAll(o.left), " ")
+			if f.domain != 0 {
+				resume += fmt.Sprintf(" --key-domain %d", f.domain)
+			}
+			fmt.Fprintf(g.stdout, "Device %s: not done, %d of %d shares still to import there: %s --pin …\n", o.reader, len(o.left), len(paths), resume)
+		case o.res != nil && o.res.Committed:
+			kcvs[o.res.Status.KCVHex()] = true
+			fmt.Fprintf(g.stdout, "Device %s: DKEK key check value %s\n", o.reader, o.res.Status.KCVHex())
+		default:
+			fmt.Fprintf(g.stdout, "Device %s: shares imported; its DKEK is not complete or not committed yet (status --pin shows it)\n", o.reader)
+		}
+	}
+	switch {
+	case failed == 0 && len(kcvs) == 1:
+		for k := range kcvs {
+			fmt.Fprintf(g.stdout, "All %d devices hold DKEK %s\n", len(outs), k)
+		}
+	case len(kcvs) > 1:
+		return errors.New("the devices hold different DKEKs after this run: check each device's earlier shares with status --pin")
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d devices did not take every share: run the command given for each to finish it", failed, len(outs))
+	}
+	return nil
+}
+
+// shellWord quotes s for a shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == ':' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = shellWord(s)
+	}
+	return out
 }
 
 func newShareToolsCmd(g *globals) *cobra.Command {

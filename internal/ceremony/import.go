@@ -377,3 +377,18 @@ func wasWere(n int) string {
 	}
 	return "were"
 }
+
+// DKEKState is a device's DKEK state as CheckImportInto read it.
+type DKEKState = hsm.DKEKStatus
+
+// CheckPINTries checks, before anything changes on any device of a run
+// that imports into several, that the user PIN of conn can be tried: not
+// blocked, and not at its last try unless allowLastTry (hsm.CheckTries,
+// the guard every verification goes through).
+func CheckPINTries(conn *device.Conn, allowLastTry bool) error {
+	st, err := conn.PINStatus(hsm.UserPIN)
+	if err != nil {
+		return err
+	}
+	return hsm.CheckTries(st, hsm.UserPIN, allowLastTry)
+}
