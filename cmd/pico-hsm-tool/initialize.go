@@ -129,6 +129,9 @@ func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
 			return err
 		}
 	}
+	if len(g.readers) > 1 || g.allReaders {
+		return initializeMany(g, f, p)
+	}
 	conn, err := g.open()
 	if err != nil {
 		return err
@@ -154,6 +157,66 @@ func runInitialize(g *globals, f *initFlags, soSpec, pinSpec string) error {
 	}
 	if !f.legacy {
 		fmt.Fprintln(g.stdout, initialized(&p))
+	}
+	return nil
+}
+
+// initializeMany initializes several devices alike in one run (--reader
+// more than once, or --all-readers): a primary and its spares. Each is
+// checked first (reachable; an initialized one has SO-PIN tries to spare
+// and its keys are counted), one question covers every device that holds
+// keys, then each is initialized in turn. A device that fails does not
+// stop the others; the report names each with its state.
+func initializeMany(g *globals, f *initFlags, p hsm.InitParams) error {
+	conns, err := g.openAll()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var holding []string
+	for _, c := range conns {
+		st, err := ceremony.CheckInitialize(c, f.lastTry)
+		if err != nil {
+			return fmt.Errorf("%s: %w; no device was initialized", c.Reader, err)
+		}
+		if st.Initialized {
+			holding = append(holding, fmt.Sprintf("%s (initialized, %d key(s))", c.Reader, st.Keys))
+		}
+	}
+	if len(holding) > 0 && !f.yes {
+		if t, err := g.secrets().TTY(); err == nil {
+			fmt.Fprintf(t, "Initializing destroys every key and the DKEK of: %s.\nType 'yes' to go on: ", strings.Join(holding, ", "))
+			ans, err := t.ReadLine()
+			t.Close()
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(ans) != "yes" {
+				return ceremony.ErrAborted
+			}
+		}
+	}
+	failed := 0
+	for _, c := range conns {
+		res, err := ceremony.Initialize(c, ceremony.InitOptions{Params: p, Label: f.label, AllowLastTry: f.lastTry})
+		switch {
+		case err != nil:
+			failed++
+			g.note("%s: %v", c.Reader, err)
+			fmt.Fprintf(g.stdout, "%s: not initialized: run initialize for it alone (--reader %s) once the cause is fixed\n", c.Reader, shellWord(c.Reader))
+		default:
+			if res.WasInitialized {
+				g.note("%s: device re-initialized; %d key(s) destroyed", c.Reader, res.KeysDestroyed)
+			}
+			fmt.Fprintf(g.stdout, "%s: %s\n", c.Reader, initialized(&p))
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d devices were not initialized: see their lines", failed, len(conns))
 	}
 	return nil
 }

@@ -92,8 +92,8 @@ in its place (they are listed below, under "sc-hsm-tool options").`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringArrayVarP(&g.readers, "reader", "r", nil, "reader `N` (index), a piece of its name, or sim:PATH for the simulated device (default: the first reader with a SmartCard-HSM); status and import-dkek-share take it more than once")
-	pf.BoolVar(&g.allReaders, "all-readers", false, "status and import-dkek-share: every reader that holds a SmartCard-HSM")
+	pf.StringArrayVarP(&g.readers, "reader", "r", nil, "reader `N` (index), a piece of its name, or sim:PATH for the simulated device (default: the first reader with a SmartCard-HSM); status, initialize and import-dkek-share take it more than once")
+	pf.BoolVar(&g.allReaders, "all-readers", false, "status, initialize and import-dkek-share: every reader that holds a SmartCard-HSM")
 	pf.BoolVarP(&g.wait, "wait", "w", false, "wait for a card to be inserted")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print the APDU trace to stderr (secrets masked)")
 

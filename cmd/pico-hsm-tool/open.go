@@ -18,7 +18,7 @@ const waitTimeout = 5 * time.Minute
 
 func (g *globals) open() (*device.Conn, error) {
 	if len(g.readers) > 1 || g.allReaders {
-		return nil, fmt.Errorf("%s names several devices, and this command acts on one: give --reader once (status and import-dkek-share take several)", g.manyFlag())
+		return nil, fmt.Errorf("%s names several devices, and this command acts on one: give --reader once (status, initialize and import-dkek-share take several)", g.manyFlag())
 	}
 	reader := ""
 	if len(g.readers) == 1 {

@@ -148,3 +148,35 @@ func tokenInfo(label string) []byte {
 	b.Write([]byte{0x03, 0x02, 0x04, 0x20})
 	return append([]byte{0x30, byte(b.Len())}, b.Bytes()...)
 }
+
+// InitState is what CheckInitialize found on a device.
+type InitState struct {
+	Initialized bool
+	// Keys is the number of keys an initialization would destroy.
+	Keys int
+}
+
+// CheckInitialize checks, before any device of a run that initializes
+// several changes, that conn can be initialized: it answers, and when it
+// is initialized its SO-PIN has a try to spare (not the last, unless
+// allowLastTry) for the verification re-initializing needs; it counts the
+// keys that would be destroyed. It changes nothing and tries no PIN.
+func CheckInitialize(conn *device.Conn, allowLastTry bool) (InitState, error) {
+	var st InitState
+	err := conn.Transaction(func() error {
+		if _, err := conn.SelectApplication(); err != nil {
+			return err
+		}
+		so, err := conn.PINStatus(hsm.SOPIN)
+		if err != nil || so.NotInitialized {
+			return err
+		}
+		st.Initialized = true
+		if err := hsm.CheckTries(so, hsm.SOPIN, allowLastTry); err != nil {
+			return err
+		}
+		st.Keys, err = conn.CountKeys()
+		return err
+	})
+	return st, err
+}
