@@ -172,11 +172,7 @@ func initializeMany(g *globals, f *initFlags, p hsm.InitParams) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer closeAll(conns)
 	var holding []string
 	for _, c := range conns {
 		st, err := ceremony.CheckInitialize(c, f.lastTry)

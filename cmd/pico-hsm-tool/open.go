@@ -73,22 +73,25 @@ func (g *globals) openAll() ([]*device.Conn, error) {
 	for _, n := range names {
 		c, err := g.openReader(n)
 		if err != nil {
-			for _, o := range conns {
-				o.Close()
-			}
+			closeAll(conns)
 			return nil, err
 		}
 		if first, ok := seen[c.Reader]; ok {
 			c.Close()
-			for _, o := range conns {
-				o.Close()
-			}
+			closeAll(conns)
 			return nil, fmt.Errorf("--reader %q and --reader %q name the same device (%s): give each device once", first, n, c.Reader)
 		}
 		seen[c.Reader] = n
 		conns = append(conns, c)
 	}
 	return conns, nil
+}
+
+// closeAll closes what openAll opened.
+func closeAll(conns []*device.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 func (g *globals) openReader(reader string) (*device.Conn, error) {

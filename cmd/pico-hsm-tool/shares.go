@@ -751,17 +751,10 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 			return err
 		}
 	}
-	shares, err := g.decryptShares(paths, files, pws, nil, true)
-	defer func() {
-		for _, s := range shares {
-			secret.Wipe(s)
-		}
-	}()
+	shares, err := g.decryptExpected(paths, files, pws, expect, "nothing was imported")
+	defer wipeShares(shares)
 	if err != nil {
 		return err
-	}
-	if err := expect.Check(paths, shares); err != nil {
-		return fmt.Errorf("%w; nothing was imported", err)
 	}
 	o := ceremony.ImportOptions{Shares: shares, Names: paths, Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
 		Warn: func(format string, args ...any) { g.note(format, args...) }}
@@ -793,11 +786,7 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer closeAll(conns)
 	checked := make([]ceremony.DKEKState, len(conns))
 	for i, c := range conns {
 		st, err := ceremony.CheckImportInto(c, f.domain, len(paths))
@@ -814,17 +803,10 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 		}
 		checked[i] = st
 	}
-	shares, err := g.decryptShares(paths, files, pws, nil, true)
-	defer func() {
-		for _, s := range shares {
-			secret.Wipe(s)
-		}
-	}()
+	shares, err := g.decryptExpected(paths, files, pws, expect, "nothing was imported into any device")
+	defer wipeShares(shares)
 	if err != nil {
 		return err
-	}
-	if err := expect.Check(paths, shares); err != nil {
-		return fmt.Errorf("%w; nothing was imported into any device", err)
 	}
 	type outcome struct {
 		reader string
@@ -883,6 +865,27 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 		return fmt.Errorf("%d of %d devices did not take every share: run the command given for each to finish it", failed, len(outs))
 	}
 	return nil
+}
+
+// decryptExpected decrypts the share files (each once, on every core) and
+// checks them against the check values expected (--expect-share-kcv,
+// --expect-kcv); a mismatch ends with unchanged, which says what was not
+// done. The caller wipes the shares, also on error.
+func (g *globals) decryptExpected(paths []string, files [][]byte, pws []sharePassword, expect *ceremony.Expect, unchanged string) ([][]byte, error) {
+	shares, err := g.decryptShares(paths, files, pws, nil, true)
+	if err != nil {
+		return shares, err
+	}
+	if err := expect.Check(paths, shares); err != nil {
+		return shares, fmt.Errorf("%w; %s", err, unchanged)
+	}
+	return shares, nil
+}
+
+func wipeShares(shares [][]byte) {
+	for _, s := range shares {
+		secret.Wipe(s)
+	}
 }
 
 // shellWord quotes s for a shell when it needs it.

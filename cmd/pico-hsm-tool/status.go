@@ -123,11 +123,7 @@ func runStatusMany(g *globals, asJSON bool, pin []byte, lastTry bool) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	defer closeAll(conns)
 	var devs []deviceStatus
 	failed := 0
 	for _, c := range conns {

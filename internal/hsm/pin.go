@@ -111,18 +111,11 @@ func (d *Device) VerifyPIN(ref byte, pin []byte) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case r.SW == apdu.SWOK:
-		return nil
-	case r.SW&0xFFF0 == apdu.SWVerifyFailed:
-		n := int(r.SW & 0x0F)
-		return &PINError{Ref: ref, TriesLeft: n, Blocked: n == 0, Err: r.Err()}
-	case r.SW == apdu.SWPINBlocked:
-		return &PINError{Ref: ref, TriesLeft: 0, Blocked: true, Err: r.Err()}
-	case r.SW == apdu.SWReferenceNotFound:
-		return fmt.Errorf("verify %s: %w (%w)", pinName(ref), ErrNotInitialized, r.Err())
+	op := "verify " + pinName(ref)
+	if err, ok := pinCheckAnswer(op, ref, r); ok {
+		return err
 	}
-	return fmt.Errorf("verify %s: %w", pinName(ref), r.Err())
+	return fmt.Errorf("%s: %w", op, r.Err())
 }
 
 func pinName(ref byte) string {
@@ -298,22 +291,36 @@ var ErrSOPINChangeUnsupported = errors.New("this firmware cannot change the SO-P
 // cmd_reset_retry.c).
 var ErrResetNotAllowed = errors.New("the device refuses to reset the user PIN with the SO-PIN (SW 6986): it was initialized without that option")
 
+// pinCheckAnswer turns the answers every command that checks a PIN gives
+// (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER; pico-hsm sc_hsm.c
+// check_pin) into a result: 9000 nil, 63Cx a wrong PIN with x tries left,
+// 6983 a blocked PIN, 6A88 a device never initialized. ok is false for any
+// other status word, which the caller explains.
+func pinCheckAnswer(op string, ref byte, r apdu.Response) (err error, ok bool) {
+	switch {
+	case r.SW == apdu.SWOK:
+		return nil, true
+	case r.SW&0xFFF0 == apdu.SWVerifyFailed:
+		n := int(r.SW & 0x0F)
+		return &PINError{Ref: ref, TriesLeft: n, Blocked: n == 0, Err: r.Err()}, true
+	case r.SW == apdu.SWPINBlocked:
+		return &PINError{Ref: ref, TriesLeft: 0, Blocked: true, Err: r.Err()}, true
+	case r.SW == apdu.SWReferenceNotFound:
+		return fmt.Errorf("%s: %w (%w)", op, ErrNotInitialized, r.Err()), true
+	}
+	return nil, false
+}
+
 // pinCommandResult turns the answer to CHANGE REFERENCE DATA or RESET
 // RETRY COUNTER into an error. Both check a PIN as VERIFY does (pico-hsm
 // sc_hsm.c check_pin): a wrong one spends a try and answers 63Cx, or 6983
 // when it was the last; a blocked one answers 6983 even when right
 // (transcripts/differential/fw-p2.txt [55]). ref is the PIN checked.
 func pinCommandResult(op string, ref byte, r apdu.Response) error {
+	if err, ok := pinCheckAnswer(op, ref, r); ok {
+		return err
+	}
 	switch {
-	case r.SW == apdu.SWOK:
-		return nil
-	case r.SW&0xFFF0 == apdu.SWVerifyFailed:
-		n := int(r.SW & 0x0F)
-		return &PINError{Ref: ref, TriesLeft: n, Blocked: n == 0, Err: r.Err()}
-	case r.SW == apdu.SWPINBlocked:
-		return &PINError{Ref: ref, TriesLeft: 0, Blocked: true, Err: r.Err()}
-	case r.SW == apdu.SWReferenceNotFound:
-		return fmt.Errorf("%s: %w (%w)", op, ErrNotInitialized, r.Err())
 	case r.SW == apdu.SWCommandNotAllowed:
 		return fmt.Errorf("%s: %w", op, ErrResetNotAllowed)
 	case r.SW == apdu.SWWrongLength:
