@@ -48,39 +48,53 @@ func TestE2EImportKeyPKCS11(t *testing.T) {
 			t.Errorf("pkcs15-tool -D does not list %s with ID %s:\n%s", k.label, k.id, out)
 		}
 	}
-	text := []byte("imported by pico-hsm-tool import-key\n")
-	msg := filepath.Join(dir, "msg.txt")
-	os.WriteFile(msg, text, 0o600)
-	digest := sha256.Sum256(text)
 	for _, k := range keys[:2] {
-		sig := filepath.Join(dir, k.label+".sig")
-		run("pkcs11-tool", "--module", pkcs11Module, "-l", "--pin", "648219", "--sign", "--id", k.id, "-m", k.mech, "-i", msg, "-o", sig)
-		s, err := os.ReadFile(sig)
-		if err != nil {
-			t.Fatal(err)
+		checkDeviceSigns(t, run, dir, k.id, k.mech, k.file)
+	}
+}
+
+// checkDeviceSigns has the device sign a message with the key of ID id
+// through pkcs11-tool (mechanism mech, SHA-256 based) and verifies the
+// signature with the software key in internal/keyimport/testdata/file
+// (PEM or DER PKCS#8, or DER PKCS#1).
+func checkDeviceSigns(t *testing.T, run func(string, ...string) string, dir, id, mech, file string) {
+	t.Helper()
+	text := []byte("signed by the device with key " + id + "\n")
+	msg, sig := filepath.Join(dir, "msg-"+id+".txt"), filepath.Join(dir, "msg-"+id+".sig")
+	if err := os.WriteFile(msg, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(text)
+	run("pkcs11-tool", "--module", pkcs11Module, "-l", "--pin", "648219", "--sign", "--id", id, "-m", mech, "-i", msg, "-o", sig)
+	s, err := os.ReadFile(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("../../internal/keyimport/testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := pem.Decode(raw); b != nil {
+		raw = b.Bytes
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(raw)
+	if err != nil {
+		if priv, err = x509.ParsePKCS1PrivateKey(raw); err != nil {
+			t.Fatalf("%s: %v", file, err)
 		}
-		raw, err := os.ReadFile(filepath.Join("../../internal/keyimport/testdata", k.file))
-		if err != nil {
-			t.Fatal(err)
+	}
+	switch p := priv.(type) {
+	case *rsa.PrivateKey:
+		if err := rsa.VerifyPKCS1v15(&p.PublicKey, crypto.SHA256, digest[:], s); err != nil {
+			t.Errorf("%s: the device's signature does not verify with the software key: %v", file, err)
 		}
-		if b, _ := pem.Decode(raw); b != nil {
-			raw = b.Bytes
+	case *ecdsa.PrivateKey:
+		r, ss := new(big.Int).SetBytes(s[:len(s)/2]), new(big.Int).SetBytes(s[len(s)/2:])
+		if !ecdsa.Verify(&p.PublicKey, digest[:], r, ss) {
+			t.Errorf("%s: the device's signature does not verify with the software key", file)
 		}
-		priv, err := x509.ParsePKCS8PrivateKey(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch p := priv.(type) {
-		case *rsa.PrivateKey:
-			if err := rsa.VerifyPKCS1v15(&p.PublicKey, crypto.SHA256, digest[:], s); err != nil {
-				t.Errorf("%s: the device's signature does not verify with the software key: %v", k.label, err)
-			}
-		case *ecdsa.PrivateKey:
-			r, ss := new(big.Int).SetBytes(s[:len(s)/2]), new(big.Int).SetBytes(s[len(s)/2:])
-			if !ecdsa.Verify(&p.PublicKey, digest[:], r, ss) {
-				t.Errorf("%s: the device's signature does not verify with the software key", k.label)
-			}
-		}
+	default:
+		t.Fatalf("%s: a %T key", file, priv)
 	}
 }
 
@@ -129,37 +143,7 @@ func TestE2EImportKeyFormats(t *testing.T) {
 	if n := strings.Count(out, "X.509 Certificate"); n < 2 {
 		t.Errorf("pkcs15-tool -D lists %d X.509 certificates, want the 2 of the PKCS#12 files:\n%s", n, out)
 	}
-	text := []byte("imported from every format\n")
-	msg := filepath.Join(dir, "msg.txt")
-	os.WriteFile(msg, text, 0o600)
-	digest := sha256.Sum256(text)
 	for _, k := range keys[:2] {
-		sig := filepath.Join(dir, k.label+".sig")
-		run("pkcs11-tool", "--module", pkcs11Module, "-l", "--pin", "648219", "--sign", "--id", k.id, "-m", "SHA256-RSA-PKCS", "-i", msg, "-o", sig)
-		s, err := os.ReadFile(sig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := os.ReadFile(filepath.Join(td, k.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pub *rsa.PublicKey
-		if b, _ := pem.Decode(raw); b != nil {
-			p, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pub = &p.(*rsa.PrivateKey).PublicKey
-		} else {
-			p, err := x509.ParsePKCS1PrivateKey(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pub = &p.PublicKey
-		}
-		if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], s); err != nil {
-			t.Errorf("%s: the device's signature does not verify with the software key: %v", k.label, err)
-		}
+		checkDeviceSigns(t, run, dir, k.id, "SHA256-RSA-PKCS", k.file)
 	}
 }

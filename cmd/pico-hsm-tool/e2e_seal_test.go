@@ -1,14 +1,6 @@
 package main
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,37 +49,7 @@ func TestE2ESealUnwrapWithOpenSC(t *testing.T) {
 			t.Errorf("list-keys lacks %s:\n%s", want, list)
 		}
 	}
-	msg := filepath.Join(dir, "msg.txt")
-	os.WriteFile(msg, []byte("sealed offline, restored by sc-hsm-tool\n"), 0o600)
-	digest := sha256.Sum256([]byte("sealed offline, restored by sc-hsm-tool\n"))
 	for _, k := range keys[:2] {
-		sig := filepath.Join(dir, k.label+".sig")
-		run("pkcs11-tool", "--module", pkcs11Module, "-l", "--pin", "648219", "--sign", "--id", k.id, "-m", k.mech, "-i", msg, "-o", sig)
-		s, err := os.ReadFile(sig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := os.ReadFile(filepath.Join("../../internal/keyimport/testdata", k.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, _ := pem.Decode(raw); b != nil {
-			raw = b.Bytes
-		}
-		priv, err := x509.ParsePKCS8PrivateKey(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch p := priv.(type) {
-		case *rsa.PrivateKey:
-			if err := rsa.VerifyPKCS1v15(&p.PublicKey, crypto.SHA256, digest[:], s); err != nil {
-				t.Errorf("%s: the device's signature does not verify with the software key: %v", k.label, err)
-			}
-		case *ecdsa.PrivateKey:
-			r, ss := new(big.Int).SetBytes(s[:len(s)/2]), new(big.Int).SetBytes(s[len(s)/2:])
-			if !ecdsa.Verify(&p.PublicKey, digest[:], r, ss) {
-				t.Errorf("%s: the device's signature does not verify with the software key", k.label)
-			}
-		}
+		checkDeviceSigns(t, run, dir, k.id, k.mech, k.file)
 	}
 }
