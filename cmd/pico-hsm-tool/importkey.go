@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -67,12 +66,9 @@ as it was: destroy it or lock it away.`,
 			case len(d.files) == 0:
 				return errors.New("--dkek-share is required: the key goes into the device under the DKEK that its share files make")
 			}
-			var idBytes []byte
-			if id != "" {
-				var err error
-				if idBytes, err = parseKeyID(strings.TrimPrefix(id, "0x"), id, "give the ID in hex, e.g. --id 01"); err != nil {
-					return err
-				}
+			idBytes, err := optionalKeyID(id)
+			if err != nil {
+				return err
 			}
 			if !cmd.Flags().Changed("key-reference") {
 				ref = -1

@@ -55,12 +55,9 @@ wiped after use; the software key file is left as it was.`,
 			case len(d.files) == 0:
 				return errors.New("--dkek-share is required: the key is sealed under the DKEK that its share files make")
 			}
-			var idBytes []byte
-			if id != "" {
-				var err error
-				if idBytes, err = parseKeyID(strings.TrimPrefix(id, "0x"), id, "give the ID in hex, e.g. --id 01"); err != nil {
-					return err
-				}
+			idBytes, err := optionalKeyID(id)
+			if err != nil {
+				return err
 			}
 			if !force {
 				if err := atomicfile.CheckAbsent(out); err != nil {
@@ -261,4 +258,13 @@ func readKeyFile(path string) ([]byte, error) {
 		return b, fmt.Errorf("%s: larger than any private key (%d bytes at most): give a PEM, DER or AES key file", path, maxKeyFile)
 	}
 	return b, nil
+}
+
+// optionalKeyID reads --id for a software key: nil when not given (the
+// key's own default ID is used), else the ID in hex, 0x allowed.
+func optionalKeyID(id string) ([]byte, error) {
+	if id == "" {
+		return nil, nil
+	}
+	return parseKeyID(strings.TrimPrefix(id, "0x"), id, "give the ID in hex, e.g. --id 01")
 }
