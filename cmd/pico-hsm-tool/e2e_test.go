@@ -76,9 +76,16 @@ func TestE2EScripts(t *testing.T) {
 					"kcv": scriptCmds["kcv"],
 					"bed": func(ts *testscript.TestScript, neg bool, args []string) {
 						if neg || len(args) < 1 {
-							ts.Fatalf("usage: bed remove-card|insert-card|stop-pcscd|swap-card STATE")
+							ts.Fatalf("usage: bed remove-card|insert-card|stop-pcscd|swap-card STATE|second-card STATE")
 						}
 						switch args[0] {
+						case "second-card":
+							// A second simulated device, in vpcd's
+							// second reader.
+							if len(args) != 2 {
+								ts.Fatalf("usage: bed second-card STATE")
+							}
+							bed.InsertSecondCard(bridgeCommand(ts, ts.MkAbs(args[1])))
 						case "swap-card":
 							// Another simulated device in the reader:
 							// STATE is its state file, made anew if

@@ -124,8 +124,9 @@ type Bed struct {
 	bridgeCmd []string
 	pcscd     *proc
 	bridge    *proc
-	bridgeN   int  // number of bridge starts, for log file names
-	noReaders bool // pcscd runs without the vpcd driver
+	second    *proc // the bridge of the second reader, if any
+	bridgeN   int   // number of bridge starts, for log file names
+	noReaders bool  // pcscd runs without the vpcd driver
 }
 
 // tools are the absolute paths of the programs the bed runs; /usr/sbin is
@@ -433,6 +434,39 @@ func cleanEnv(env []string) []string {
 }
 
 func (b *Bed) startBridge() error {
+	p, err := b.spawnBridge(b.bridgeCmd, vpcd.DefaultAddr)
+	if err != nil {
+		return err
+	}
+	b.bridge = p
+	return nil
+}
+
+// Reader2Addr is where vpcd listens for the card of its second slot,
+// Reader2Name: the first slot's port plus one (vsmartcard's ifd-vpcd
+// opens one port per slot from CHANNELID up).
+const Reader2Addr = "127.0.0.1:35964"
+
+// InsertSecondCard plugs a second simulated device into vpcd's second
+// reader (Reader2Name) with bridgeCmd, and waits until pcscd sees it: two
+// devices for the tests of a ceremony with a primary and a spare. The
+// bed stops it at the end.
+func (b *Bed) InsertSecondCard(bridgeCmd []string) {
+	b.t.Helper()
+	if b.second != nil {
+		b.t.Fatal("testbed: the second reader holds a card already")
+	}
+	p, err := b.spawnBridge(bridgeCmd, Reader2Addr)
+	if err != nil {
+		b.t.Fatalf("testbed: %v", err)
+	}
+	b.second = p
+	b.waitReaderNamed(Reader2Name, "a card in "+Reader2Name, func(r pcsc.ReaderInfo) bool { return r.CardPresent })
+}
+
+// spawnBridge starts bridgeCmd in pcscd's network namespace, pointed at
+// vpcd's slot listening on addr.
+func (b *Bed) spawnBridge(bridgeCmd []string, addr string) (*proc, error) {
 	b.bridgeN++
 	args := []string{"--net=" + b.NetNS()}
 	if os.Geteuid() != 0 {
@@ -441,15 +475,14 @@ func (b *Bed) startBridge() error {
 		// Keep the caller's IDs, which map to root in there.
 		args = append([]string{fmt.Sprintf("--user=/proc/%d/ns/user", b.pcscd.cmd.Process.Pid), "--preserve-credentials"}, args...)
 	}
-	args = append(append(args, "--"), b.bridgeCmd...)
+	args = append(append(args, "--"), bridgeCmd...)
 	cmd := exec.Command(b.tools.nsenter, args...)
-	cmd.Env = append(b.Env(), EnvVPCDAddr+"="+vpcd.DefaultAddr)
+	cmd.Env = append(b.Env(), EnvVPCDAddr+"="+addr)
 	p, err := startProc(cmd, filepath.Join(b.dir, fmt.Sprintf("bridge-%d.log", b.bridgeN)))
 	if err != nil {
-		return fmt.Errorf("starting bridge %q: %w", b.bridgeCmd, err)
+		return nil, fmt.Errorf("starting bridge %q: %w", bridgeCmd, err)
 	}
-	b.bridge = p
-	return nil
+	return p, nil
 }
 
 // NetNS is the path of pcscd's network namespace, for nsenter --net.
@@ -588,6 +621,12 @@ func (b *Bed) SwapCard(bridgeCmd []string) {
 // waitReader polls pcscd until ReaderName satisfies ok.
 func (b *Bed) waitReader(what string, ok func(pcsc.ReaderInfo) bool) {
 	b.t.Helper()
+	b.waitReaderNamed(ReaderName, what, ok)
+}
+
+// waitReaderNamed polls pcscd until the reader name satisfies ok.
+func (b *Bed) waitReaderNamed(name, what string, ok func(pcsc.ReaderInfo) bool) {
+	b.t.Helper()
 	deadline := time.Now().Add(cardTimeout)
 	var last string
 	for {
@@ -598,7 +637,7 @@ func (b *Bed) waitReader(what string, ok func(pcsc.ReaderInfo) bool) {
 			ctx.Release()
 			last = fmt.Sprintf("readers %+v, err %v", rs, err)
 			for _, r := range rs {
-				if r.Name == ReaderName && ok(r) {
+				if r.Name == name && ok(r) {
 					return
 				}
 			}
@@ -626,6 +665,11 @@ func (b *Bed) BridgeLog() string {
 }
 
 func (b *Bed) cleanup() {
+	if b.second != nil {
+		if err := b.second.stop(); err != nil {
+			b.t.Logf("testbed: stopping the second bridge: %v", err)
+		}
+	}
 	if b.bridge != nil {
 		if err := b.bridge.stop(); err != nil {
 			b.t.Logf("testbed: stopping the bridge: %v", err)
@@ -642,6 +686,9 @@ func (b *Bed) cleanup() {
 		}
 		if b.bridge != nil {
 			b.t.Logf("testbed: bridge log (last lines):\n%s", tail(b.bridge.logPath, 40))
+		}
+		if b.second != nil {
+			b.t.Logf("testbed: second bridge log (last lines):\n%s", tail(b.second.logPath, 40))
 		}
 	}
 	os.RemoveAll(b.dir)
