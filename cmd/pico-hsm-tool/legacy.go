@@ -20,7 +20,8 @@ import (
 //	pico-hsm-tool --create-dkek-share f.pbe --password …
 //	pico-hsm-tool --import-dkek-share f.pbe --password …
 //
-// and the key domain options of OpenSC pull request 3786:
+// (which takes import-dkek-share's --expect-kcv and --expect-share-kcv
+// too), and the key domain options of OpenSC pull request 3786:
 //
 //	pico-hsm-tool --initialize … --dkek-shares 1 --key-domain 4
 //	pico-hsm-tool --create-dkek-key-domain --key-domain 1 --dkek-shares 2 --pin …
@@ -55,6 +56,10 @@ type legacyFlags struct {
 	createDomain bool
 	deleteDomain bool
 	clearKEK     bool
+	// expect holds --expect-kcv and --expect-share-kcv for
+	// --import-dkek-share, registered by importFlags.registerExpect so
+	// that they read as they do on import-dkek-share.
+	expect importFlags
 }
 
 func (l *legacyFlags) register(cmd *cobra.Command) {
@@ -78,6 +83,7 @@ func (l *legacyFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&l.deleteDomain, "delete-key-domain", false, "sc-hsm-tool compatible: delete key domain --key-domain (see key-domain delete)")
 	fl.BoolVar(&l.clearKEK, "clear-kek", false, "sc-hsm-tool compatible: clear the DKEK shares of key domain --key-domain (see key-domain clear)")
 	decimalVar(fl, &l.keyDomain, "key-domain", "", -1, "with --initialize: the number of key domains (as --key-domains); with --import-dkek-share, --create-dkek-key-domain, --delete-key-domain, --clear-kek: the key domain")
+	l.expect.registerExpect(cmd, "with --import-dkek-share: the key check value of the whole DKEK (16 hex digits), so only for a DKEK of one share; a mismatch refuses before anything is imported")
 	l.init.register(cmd, true)
 	// Keep the main help about the subcommands: the legacy options work
 	// but are documented under the subcommands they map onto.
@@ -113,6 +119,9 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 	}
 	if l.keyDomain >= 0 && !(l.initialize || l.importShare != "" || l.createDomain || l.deleteDomain || l.clearKEK) {
 		return true, errors.New("--key-domain goes with --initialize (the number of key domains), --import-dkek-share, --create-dkek-key-domain, --delete-key-domain or --clear-kek (the key domain)")
+	}
+	if (l.expect.expectKCV != "" || len(l.expect.expectShareKCVs) > 0) && l.importShare == "" {
+		return true, errors.New("--expect-kcv and --expect-share-kcv go with --import-dkek-share: give the share file they check")
 	}
 	if actions == 0 {
 		return false, nil
@@ -162,7 +171,8 @@ func (l *legacyFlags) run(g *globals, cmd *cobra.Command) (ok bool, err error) {
 	case l.unwrapKey != "":
 		return true, runUnwrapKey(g, l.unwrapKey, l.keyRef, pinFlags{pin: l.pin, lastTry: l.init.lastTry}, l.force, false, true)
 	default:
-		f := &importFlags{nofm: nofmFlags{total: l.pwdTotal, files: l.pwdSharesFile}}
+		f := &importFlags{nofm: nofmFlags{total: l.pwdTotal, files: l.pwdSharesFile},
+			expectKCV: l.expect.expectKCV, expectShareKCVs: l.expect.expectShareKCVs}
 		if changed("password") {
 			f.passwords = []string{l.password}
 		}
