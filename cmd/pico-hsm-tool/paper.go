@@ -26,6 +26,7 @@ var pageFormats = map[string]func(p *paper.Page, size paper.Paper) []byte{
 func newSharePrintCmd(g *globals) *cobra.Command {
 	var out, paperName, password string
 	var force bool
+	n := &nofmFlags{}
 	cmd := &cobra.Command{
 		Use:   "print FILE",
 		Short: "Print a paper copy of a share file: numbered lines with check characters and a QR code (no device)",
@@ -36,7 +37,12 @@ typo is found on its line), and a QR code of the whole file.
 
 The file's check value (SHA-256 of the 64 bytes, first 8) needs no password.
 With --password the page also shows the share's own check value, the one
-create-dkek-share printed; without it, the page says it is not printed.
+create-dkek-share printed; without it, the page says it is not printed. For a
+share whose password is n-of-m shared (create-dkek-share
+--pwd-shares-threshold), give the password shares instead, as
+import-dkek-share takes them: --pwd-shares-file (repeat for each custodian's
+file), --pwd-share, or --pwd-shares-total N alone for N custodians to type
+theirs at the terminal.
 
 Without --out the page goes to standard output as text. --out PAGE.txt, .svg or
 .pdf writes it with mode 0600; the printed pages fit A4 and US Letter (--paper
@@ -45,6 +51,10 @@ the page as safe as the file.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
+			withPassword := cmd.Flags().Changed("password")
+			if withPassword && n.sharesGiven() {
+				return errors.New("--password and --pwd-shares-* exclude each other: give the file's password, or the password shares of an n-of-m share")
+			}
 			size, err := paper.PaperNamed(paperName)
 			if err != nil {
 				return err
@@ -64,15 +74,20 @@ the page as safe as the file.`,
 				}
 			}
 			page := &paper.Page{Name: filepath.Base(path), File: file}
-			if cmd.Flags().Changed("password") {
-				pw, err := g.secrets().Get("password", password, "Enter password to decrypt DKEK share "+path+" : ")
+			if withPassword || n.sharesGiven() {
+				var pw []byte
+				if withPassword {
+					pw, err = g.secrets().Get("password", password, "Enter password to decrypt DKEK share "+path+" : ")
+				} else {
+					pw, err = g.combinePassword(n, path)
+				}
 				if err != nil {
 					return err
 				}
 				share, err := ceremony.OpenShare(path, file, pw, g.progress())
 				secret.Wipe(pw)
 				if err != nil {
-					return err
+					return nofmErr(!withPassword, path, err)
 				}
 				page.ShareKCV = ceremony.ShareKCV(share)
 				secret.Wipe(share)
@@ -96,6 +111,9 @@ the page as safe as the file.`,
 	fl.StringVar(&out, "out", "", "write the page to PAGE.txt, PAGE.svg or PAGE.pdf (mode 0600) instead of standard output")
 	fl.StringVar(&paperName, "paper", "a4", "page size of --out .svg or .pdf: a4 or letter (the content fits both)")
 	fl.StringVar(&password, "password", "", "password (or env:VAR, file:PATH, -): also print the share's own check value")
+	decimalVar(fl, &n.total, "pwd-shares-total", "", 0, "the password is n-of-m shared: number of custodians who present theirs (alone: they type them at the terminal)")
+	fl.StringArrayVar(&n.files, "pwd-shares-file", nil, "password shares, in sc-hsm-tool's Prime/Share ID/Share value lines or PRIME/ID/VALUE lines; repeat for each custodian's file")
+	fl.StringArrayVar(&n.shares, "pwd-share", nil, "one password share PRIME/ID/VALUE (ID in decimal); repeat for each custodian")
 	fl.BoolVarP(&force, "force", "f", false, "replace --out if it exists")
 	return cmd
 }
