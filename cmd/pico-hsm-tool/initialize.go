@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ceremony"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 )
@@ -203,7 +204,7 @@ func initializeMany(g *globals, f *initFlags, p hsm.InitParams) error {
 		case err != nil:
 			failed++
 			g.note("%s: %v", c.Reader, err)
-			fmt.Fprintf(g.stdout, "%s: not initialized: run initialize for it alone (--reader %s) once the cause is fixed\n", c.Reader, shellWord(c.Reader))
+			fmt.Fprintf(g.stdout, "%s: not initialized: run initialize for it alone (--reader %s) once the cause is fixed\n", c.Reader, device.ShellQuote(c.Reader))
 		default:
 			if res.WasInitialized {
 				g.note("%s: device re-initialized; %d key(s) destroyed", c.Reader, res.KeysDestroyed)

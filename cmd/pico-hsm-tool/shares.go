@@ -19,7 +19,9 @@ import (
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/atomicfile"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/ceremony"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/custodian"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/dkekshare"
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/secret"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/shamir"
 )
@@ -526,9 +528,11 @@ machine's random source, so custodians can work on an air-gapped machine.
 
 The last line is the share's own check value: the custodian writes it down
 with the file's name, and gives it back to import-dkek-share (or dkek-share
-kcv) with --expect-share-kcv, which then refuses a wrong password or another
-file (a .pbe file has no MAC: about one wrong password in 256 passes
-sc-hsm-tool's padding check). sc-hsm-tool's --create-dkek-share syntax prints
+kcv) with --expect-share-kcv, which then refuses another file: a .pbe file
+has no MAC, so an older share file with the same password, or another
+custodian's, decrypts without error (and about one wrong password in 256
+passes sc-hsm-tool's padding check; this tool checks the whole padding
+block). sc-hsm-tool's --create-dkek-share syntax prints
 sc-hsm-tool's two lines only.
 
 The password can be split n-of-m among custodians with --pwd-shares-threshold
@@ -623,6 +627,9 @@ type importFlags struct {
 	// --expect-share-kcv, as typed.
 	expectKCV       string
 	expectShareKCVs []string
+	// resume is --resume: the files are the last shares of the DKEK, and
+	// each device takes only those it still expects.
+	resume bool
 }
 
 // registerExpect adds --expect-kcv and --expect-share-kcv to cmd.
@@ -677,7 +684,15 @@ On a device with key domains (initialize --key-domains), --key-domain D
 imports into domain D, which key-domain create D set up; the device takes
 shares for a domain other than 0 only once the user PIN is verified, so
 --pin is needed there. Each share is then reported as "DKEK share imported
-into key domain D", followed by the same lines.`,
+into key domain D", followed by the same lines.
+
+--resume finishes a run that stopped (a card pulled, a wrong PIN on one of
+several devices): give the files from the first share a device may lack, in
+the order of that run, and each device imports only the last ones it still
+expects, as it counts them, so no share goes in twice; a device that needs
+none only has its DKEK committed with --pin. The report of a run that
+stopped prints this command. With --expect-kcv (and --pin) the completed
+DKEK's check value is compared with the expected one.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImportShares(g, args, f, cmd.Flags().Changed("pin"))
@@ -691,7 +706,8 @@ into key domain D", followed by the same lines.`,
 	fl.StringVar(&f.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -): commits the DKEK and shows its real key check value")
 	fl.BoolVar(&f.lastTry, "last-try", false, "allow using a PIN that has only one try left")
 	decimalVar(fl, &f.domain, "key-domain", "", 0, "key domain to import into, 0 to 15 (default 0); a domain other than 0 needs --pin")
-	f.registerExpect(cmd, "the key check value of the whole DKEK (16 hex digits): needs every share in this run; a mismatch refuses before anything is imported")
+	f.registerExpect(cmd, "the key check value of the whole DKEK (16 hex digits): needs every share in this run (with --resume: compared with the device's once complete, needs --pin); a mismatch refuses before anything is imported")
+	fl.BoolVar(&f.resume, "resume", false, "finish a run that stopped: the FILEs are the last shares of the DKEK in the first run's order, and each device takes only those it still expects (none twice)")
 	return cmd
 }
 
@@ -716,6 +732,9 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	expect, err := f.expect(len(paths))
 	if err != nil {
 		return err
+	}
+	if f.resume && expect.KCV != "" && !pinGiven {
+		return errors.New("--expect-kcv with --resume is compared with the device's DKEK once it is complete, which a Pico HSM shows only after the user PIN: give --pin")
 	}
 	files, err := ceremony.ReadShareFiles(paths)
 	if err != nil {
@@ -742,32 +761,57 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 		return err
 	}
 	defer conn.Close()
-	checked, err := ceremony.CheckImportInto(conn, f.domain, len(paths))
+	checked, from, err := checkImport(conn, paths, f, expect)
 	if err != nil {
 		return err
 	}
-	if expect.KCV != "" {
-		if err := ceremony.CheckExpectComplete(checked, f.domain, len(paths)); err != nil {
-			return err
-		}
-	}
-	shares, err := g.decryptExpected(paths, files, pws, expect, "nothing was imported")
+	shares, err := g.decryptExpected(paths[from:], files[from:], pws[from:], expectFrom(expect, checked, from, len(paths)), "nothing was imported")
 	defer wipeShares(shares)
 	if err != nil {
 		return err
 	}
-	o := ceremony.ImportOptions{Shares: shares, Names: paths, Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
-		Warn: func(format string, args ...any) { g.note(format, args...) }}
+	o := ceremony.ImportOptions{Shares: shares, Names: paths[from:], Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+		Resume: f.resume, Warn: func(format string, args ...any) { g.note(format, args...) }}
 	if pin == nil && g.hasTerminal() {
 		o.AskPIN = func() ([]byte, error) {
 			return src.Prompt("pin", "All shares are imported. Enter the user PIN to commit the DKEK: ")
 		}
 	}
-	_, err = ceremony.ImportShares(conn, o)
+	res, err := ceremony.ImportShares(conn, o)
 	if errors.Is(err, ceremony.ErrNotCommitted) {
 		return nil // imported, as sc-hsm-tool would; the warning is printed
 	}
+	if err == nil && f.resume && res.Committed {
+		return expect.CheckDevice(conn.Reader, res.Status)
+	}
 	return err
+}
+
+// checkImport checks, before any file is decrypted, that the device can
+// take the share files, and returns its DKEK status and the index of the
+// first file it takes: 0, or with --resume the first it still expects
+// (ceremony.ResumeFrom). --expect-kcv needs every share of the DKEK in
+// the run, except with --resume, where the device's complete DKEK is
+// compared with it at the end.
+func checkImport(conn *device.Conn, paths []string, f *importFlags, expect *ceremony.Expect) (hsm.DKEKStatus, int, error) {
+	if f.resume {
+		return ceremony.ResumeFrom(conn, f.domain, len(paths))
+	}
+	st, err := ceremony.CheckImportInto(conn, f.domain, len(paths))
+	if err == nil && expect.KCV != "" {
+		err = ceremony.CheckExpectComplete(st, f.domain, len(paths))
+	}
+	return st, 0, err
+}
+
+// expectFrom is what the files from index from on are checked against
+// before they reach a device: all of expect, or with --resume the part
+// the files left can show (ceremony.Expect.From).
+func expectFrom(expect *ceremony.Expect, st hsm.DKEKStatus, from, n int) *ceremony.Expect {
+	if from == 0 && n == st.Shares {
+		return expect
+	}
+	return expect.From(from, false)
 }
 
 // importSharesMany imports the same share files into several devices in
@@ -779,57 +823,64 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 // then each file is decrypted once; then the shares go into each device
 // in turn. A device that fails does not stop the others: the report says
 // each device's state, the command that finishes the ones left behind
-// (with the files not yet imported there), and whether the devices hold
-// the same DKEK.
+// (with --resume and the files from the first one it may lack), and
+// whether the devices hold the same DKEK. With --resume each device takes
+// the files it still expects, which may differ from one to another.
 func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePassword, pin []byte, f *importFlags, expect *ceremony.Expect) error {
 	conns, err := g.openAll()
 	if err != nil {
 		return err
 	}
 	defer closeAll(conns)
-	checked := make([]ceremony.DKEKState, len(conns))
+	checked := make([]hsm.DKEKStatus, len(conns))
+	from := make([]int, len(conns))
+	first := len(paths) // the first file any device needs
 	for i, c := range conns {
-		st, err := ceremony.CheckImportInto(c, f.domain, len(paths))
+		st, k, err := checkImport(c, paths, f, expect)
 		if err == nil && pin != nil {
 			err = ceremony.CheckPINTries(c, f.lastTry)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w; nothing was imported into any device", c.Reader, err)
 		}
-		if expect.KCV != "" {
-			if err := ceremony.CheckExpectComplete(st, f.domain, len(paths)); err != nil {
-				return fmt.Errorf("%s: %w", c.Reader, err)
-			}
-		}
-		checked[i] = st
+		checked[i], from[i], first = st, k, min(first, k)
 	}
-	shares, err := g.decryptExpected(paths, files, pws, expect, "nothing was imported into any device")
+	shares, err := g.decryptExpected(paths[first:], files[first:], pws[first:], expectFrom(expect, checked[0], first, len(paths)), "nothing was imported into any device")
 	defer wipeShares(shares)
 	if err != nil {
 		return err
+	}
+	// whole is the DKEK's check value when this run's files are all of
+	// its shares, for the commands that finish a device left behind.
+	whole := expect.KCV
+	if whole == "" && checked[0].Shares == len(paths) && first == 0 {
+		whole = ceremony.CombinedKCV(shares)
 	}
 	type outcome struct {
 		reader string
 		res    *ceremony.ImportResult
 		err    error
-		left   []string // the files still to import there
+		left   []string // the files from the first one the device may lack
 	}
 	var outs []outcome
 	for i, c := range conns {
 		fmt.Fprintf(g.stdout, "Reader               : %s\n", c.Reader)
-		o := ceremony.ImportOptions{Shares: shares, Names: paths, Domain: f.domain, Checked: &checked[i], PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
-			Warn: func(format string, args ...any) { g.note(format, args...) }}
+		o := ceremony.ImportOptions{Shares: shares[from[i]-first:], Names: paths[from[i]:], Domain: f.domain, Checked: &checked[i], PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+			Resume: f.resume, Warn: func(format string, args ...any) { g.note(format, args...) }}
 		res, err := ceremony.ImportShares(c, o)
+		if err == nil && f.resume && res.Committed {
+			err = expect.CheckDevice(c.Reader, res.Status)
+		}
 		out := outcome{reader: c.Reader, res: res, err: err}
 		if err != nil && !errors.Is(err, ceremony.ErrNotCommitted) {
-			// The shares go in in order: those the device counts as
-			// imported since the check are the first ones.
-			out.left = paths
-			if st, serr := c.DomainStatus(f.domain); serr == nil {
-				if k := checked[i].Outstanding - st.Outstanding; k > 0 && k <= len(paths) {
-					out.left = paths[k:]
-				}
+			// The shares go in in order: the device took those it
+			// confirmed; the one in flight when an answer was lost it
+			// may have taken, which --resume settles by its count.
+			k := from[i]
+			if res != nil {
+				k += res.Imported
 			}
+			out.left = paths[k:]
 			g.note("%s: %v", c.Reader, err)
 		}
 		outs = append(outs, out)
@@ -841,11 +892,7 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 		switch {
 		case o.err != nil && !errors.Is(o.err, ceremony.ErrNotCommitted):
 			failed++
-			resume := "pico-hsm-tool --reader " + shellWord(o.reader) + " import-dkek-share " + strings.Join(quoteAll(o.left), " ")
-			if f.domain != 0 {
-				resume += fmt.Sprintf(" --key-domain %d", f.domain)
-			}
-			fmt.Fprintf(g.stdout, "Device %s: not done, %d of %d shares still to import there: %s --pin …\n", o.reader, len(o.left), len(paths), resume)
+			fmt.Fprintf(g.stdout, "Device %s: not done, %s\n", o.reader, resumeAdvice(o.reader, o.left, len(paths), o.res, f.domain, whole))
 		case o.res != nil && o.res.Committed:
 			kcvs[o.res.Status.KCVHex()] = true
 			fmt.Fprintf(g.stdout, "Device %s: DKEK key check value %s\n", o.reader, o.res.Status.KCVHex())
@@ -867,6 +914,34 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 	return nil
 }
 
+// resumeAdvice says how far a device got and the command that finishes
+// it: import-dkek-share --resume with the files from the first one it may
+// lack, which imports only those the device still counts as missing, so
+// that a share whose answer was lost is never imported twice; with the
+// DKEK's expected check value when it is known.
+func resumeAdvice(reader string, left []string, n int, res *ceremony.ImportResult, dom int, kcv string) string {
+	var b strings.Builder
+	switch {
+	case res != nil && res.Unsure:
+		fmt.Fprintf(&b, "%d of %d shares are in, and %s may be: its answer was lost (the card was pulled or the reader failed); put the device back and finish with: ", n-len(left), n, left[0])
+	default:
+		fmt.Fprintf(&b, "%d of %d shares still to import there; finish with: ", len(left), n)
+	}
+	b.WriteString("pico-hsm-tool --reader " + device.ShellQuote(reader) + " import-dkek-share")
+	for _, l := range left {
+		b.WriteString(" " + device.ShellQuote(l))
+	}
+	b.WriteString(" --resume")
+	if dom != 0 {
+		fmt.Fprintf(&b, " --key-domain %d", dom)
+	}
+	if kcv != "" {
+		b.WriteString(" --expect-kcv " + kcv)
+	}
+	b.WriteString(" --pin …")
+	return b.String()
+}
+
 // decryptExpected decrypts the share files (each once, on every core) and
 // checks them against the check values expected (--expect-share-kcv,
 // --expect-kcv); a mismatch ends with unchanged, which says what was not
@@ -886,24 +961,6 @@ func wipeShares(shares [][]byte) {
 	for _, s := range shares {
 		secret.Wipe(s)
 	}
-}
-
-// shellWord quotes s for a shell when it needs it.
-func shellWord(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == ':' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-func quoteAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = shellWord(s)
-	}
-	return out
 }
 
 func newShareToolsCmd(g *globals) *cobra.Command {

@@ -390,6 +390,35 @@ func CheckImportInto(conn *device.Conn, dom, n int) (hsm.DKEKStatus, error) {
 	return st, checkOutstandingIn(dom, st, n)
 }
 
+// ResumeFrom is CheckImportInto for import-dkek-share --resume: the n
+// files given are the last shares of the DKEK, in the order of the run
+// that stopped, and the device imports only those it still expects. The
+// device counts its outstanding shares (MANAGE DKEK's answer,
+// card-sc-hsm.c sc_hsm_import_dkek_share), and shares go in in order, so
+// the first file it needs is n minus that count; a share whose answer
+// was lost is then counted or not, as the device took it. It returns the
+// status read and that index (n when the device needs none); a device
+// that expects more shares than given is refused, nothing imported.
+func ResumeFrom(conn *device.Conn, dom, n int) (hsm.DKEKStatus, int, error) {
+	st, err := CheckImportInto(conn, dom, 0)
+	switch {
+	case errors.Is(err, hsm.ErrAllSharesImported) && st.Shares > 0:
+		return st, n, nil
+	case err != nil:
+		return st, 0, err
+	case st.Outstanding > n:
+		return st, 0, fmt.Errorf("%s %d more DKEK share(s), but --resume was given %d file(s): give every file from the first share it lacks, in the order of the first run; nothing was imported", expectsWho(dom), st.Outstanding, n)
+	}
+	return st, n - st.Outstanding, nil
+}
+
+func expectsWho(dom int) string {
+	if dom == 0 {
+		return "the device expects"
+	}
+	return fmt.Sprintf("key domain %d expects", dom)
+}
+
 // checkOutstandingIn refuses shares key domain dom does not expect. For
 // domain 0 the words are checkOutstanding's, as on a device without key
 // domains.

@@ -39,6 +39,11 @@ type ImportOptions struct {
 	// in between: on the simulated device, locked for the whole run, or
 	// for a single share, which the device checks itself (6986, 6B00).
 	Checked *hsm.DKEKStatus
+	// Resume allows no Shares at all, for a device that holds every share
+	// already (import-dkek-share --resume after a run that stopped at its
+	// last share): then only the PIN is verified, which commits the DKEK,
+	// and the DKEK is reported and checked as after the last share.
+	Resume bool
 }
 
 // ImportResult tells the DKEK state after ImportShares.
@@ -50,6 +55,13 @@ type ImportResult struct {
 	// Expected is the KCV of the shares imported in this run when they
 	// are all the device's shares, so that it could be checked.
 	Expected string
+	// Imported counts the shares the device confirmed in this run; when
+	// ImportShares fails, the shares after them were not imported, except
+	// that the one in flight may have been when Unsure is set.
+	Imported int
+	// Unsure is set when the answer to share Imported+1 was lost (card
+	// pulled, reader gone): the device may or may not count it.
+	Unsure bool
 }
 
 // CheckImport checks, before any share file is decrypted (seconds of key
@@ -84,7 +96,7 @@ var ErrNotCommitted = errors.New("the DKEK is complete but not committed")
 // without one, AskPIN is used after the last share, and failing that the
 // result is ErrNotCommitted with a warning saying what to do.
 func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
-	if len(o.Shares) == 0 {
+	if len(o.Shares) == 0 && !o.Resume {
 		return nil, errors.New("no DKEK share to import")
 	}
 	for i, s := range o.Shares {
@@ -118,7 +130,18 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		// saves an APDU; several are checked before the first goes in.
 		var st hsm.DKEKStatus
 		allHere := false
-		if o.Checked != nil && (exclusive || len(o.Shares) == 1) {
+		if len(o.Shares) == 0 {
+			var err error
+			if st, err = domainStatus(conn, o.Domain); err != nil {
+				return err
+			}
+			if st.Shares == 0 {
+				return checkOutstandingIn(o.Domain, st, 1)
+			}
+			if st.Outstanding > 0 {
+				return fmt.Errorf("the device still expects %d DKEK share(s): give their files; nothing was imported", st.Outstanding)
+			}
+		} else if o.Checked != nil && (exclusive || len(o.Shares) == 1) {
 			st = *o.Checked
 			allHere = st.Outstanding == st.Shares && len(o.Shares) == st.Shares
 		} else if len(o.Shares) > 1 || o.PIN != nil {
@@ -138,12 +161,22 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			}
 			pinSession = true
 		}
+		if len(o.Shares) == 0 {
+			if pinSession {
+				var err error
+				if st, err = domainStatus(conn, o.Domain); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(o.Out, "No DKEK share left to import: all %d are in\n", st.Shares)
+			printDKEK(o.Out, st)
+		}
 		for i, s := range o.Shares {
 			var err error
 			sent = true
 			st, err = importShare(conn, o.Domain, s)
 			if err != nil && !refused(err) {
-				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, len(o.Shares), pinSession))
+				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, len(o.Shares), pinSession, resumeNames(o.Names, i)))
 			}
 			sent = false
 			if errors.Is(err, hsm.ErrAllSharesImported) {
@@ -211,11 +244,12 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 		}
 		return nil
 	})
+	res.Imported, res.Unsure = imported, sent
 	if err != nil {
 		if !sent && imported == 0 && device.OutcomeUnknown(err) {
-			return nil, fmt.Errorf("%w; no share was imported, the device is as it was%s", err, device.Again(err))
+			return res, fmt.Errorf("%w; no share was imported, the device is as it was%s", err, device.Again(err))
 		}
-		return nil, err
+		return res, err
 	}
 	if uncommitted {
 		if o.Warn != nil {
@@ -293,19 +327,36 @@ func shareName(names []string, i int) string {
 // shareUnknown says what state an import is in when the answer to share
 // i (from 0) of n was lost. Importing a share twice makes a wrong DKEK, so
 // the person must look before importing again.
-func shareUnknown(conn *device.Conn, i, n int, pinSession bool) string {
+func shareUnknown(conn *device.Conn, i, n int, pinSession bool, rest []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "share %d of %d may or may not have been imported", i+1, n)
 	if i > 0 {
 		fmt.Fprintf(&b, " (the %d before it were)", i)
 	}
 	fmt.Fprintf(&b, ": run '%s' to see how many shares the device still expects, then import only those", conn.Suggest("status"))
+	if len(rest) > 0 {
+		fmt.Fprintf(&b, " ('%s --pin …' does: it imports only the last shares the device still expects)", conn.Suggest("import-dkek-share "+strings.Join(rest, " ")+" --resume"))
+	}
 	if i == n-1 && !pinSession {
 		// Without a PIN session the firmware commits the DKEK only at the
 		// next VERIFY, and a device unplugged before it has lost it.
 		fmt.Fprintf(&b, "; if none is missing, run '%s' at once, which commits the DKEK, and compare its check value with the shares' ('pico-hsm-tool dkek-share kcv'): if they differ, the device lost the DKEK when it was unplugged, so re-initialize it and import every share again (import with --pin to avoid this)", conn.Suggest("status --pin"))
 	}
 	return b.String()
+}
+
+// resumeNames is the files from share i on, quoted for a shell, for the
+// --resume command that finishes an import; nil when the files have no
+// names.
+func resumeNames(names []string, i int) []string {
+	if i >= len(names) {
+		return nil
+	}
+	out := make([]string, 0, len(names)-i)
+	for _, n := range names[i:] {
+		out = append(out, device.ShellQuote(n))
+	}
+	return out
 }
 
 // checkOutstanding refuses shares the device does not expect.

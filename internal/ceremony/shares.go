@@ -414,6 +414,34 @@ func (e *Expect) CheckCount(files int) error {
 	return nil
 }
 
+// From is the part of e that the files from index i on can be checked
+// against before they reach a device, for import-dkek-share --resume:
+// each file's own value, and the whole DKEK's only when those files are
+// all of its shares (whole); otherwise the device holds the others, and
+// CheckDevice compares the DKEK once it is complete.
+func (e *Expect) From(i int, whole bool) *Expect {
+	f := &Expect{}
+	if len(e.ShareKCVs) > i {
+		f.ShareKCVs = e.ShareKCVs[i:]
+	}
+	if whole {
+		f.KCV = e.KCV
+	}
+	return f
+}
+
+// CheckDevice compares the check value of a device's complete, committed
+// DKEK with KCV, when one is expected.
+func (e *Expect) CheckDevice(reader string, st hsm.DKEKStatus) error {
+	if e.KCV == "" || st.Outstanding > 0 {
+		return nil
+	}
+	if got := st.KCVHex(); got != e.KCV {
+		return fmt.Errorf("%s: the device's DKEK key check value is %s, not the expected %s (--expect-kcv): a share went in twice, a wrong one went in, or the DKEK was lost when the device was unplugged before it was committed; do not use this device for backups: re-initialize it and import every share again", reader, got, e.KCV)
+	}
+	return nil
+}
+
 // Check compares the decrypted shares with the expected check values:
 // each share alone first, so that a mismatch names its file, then their
 // combination. It runs before any share reaches a device. The messages
@@ -421,12 +449,12 @@ func (e *Expect) CheckCount(files int) error {
 func (e *Expect) Check(names []string, shares [][]byte) error {
 	for i, want := range e.ShareKCVs {
 		if got := ShareKCV(shares[i]); got != want {
-			return fmt.Errorf("%s: the share's check value is %s, not the expected %s (--expect-share-kcv): the password is wrong (about one wrong password in 256 passes the file's own check) or this is not the file whose value was written down", shareName(names, i), got, want)
+			return fmt.Errorf("%s: the share's check value is %s, not the expected %s (--expect-share-kcv): this is not the file whose value was written down (another custodian's, or an older share file with the same password)", shareName(names, i), got, want)
 		}
 	}
 	if e.KCV != "" {
 		if got := CombinedKCV(shares); got != e.KCV {
-			return fmt.Errorf("the shares of %s make a DKEK with key check value %s, not the expected %s (--expect-kcv): a password is wrong (about one wrong password in 256 passes a file's own check), a share file is missing or another was given; check each file's own value with --expect-share-kcv", joinNames(names), got, e.KCV)
+			return fmt.Errorf("the shares of %s make a DKEK with key check value %s, not the expected %s (--expect-kcv): a share file is missing, or another was given (an older share file with the same password); check each file's own value with --expect-share-kcv", joinNames(names), got, e.KCV)
 		}
 	}
 	return nil

@@ -194,12 +194,12 @@ func (c *Conn) Transaction(fn func() error) error {
 // that left out --reader could reach another device (or, from a
 // rehearsal on sim:PATH, the real one).
 func (c *Conn) Suggest(args string) string {
-	return "pico-hsm-tool --reader " + shellQuote(c.Reader) + " " + args
+	return "pico-hsm-tool --reader " + ShellQuote(c.Reader) + " " + args
 }
 
-// shellQuote quotes s for a POSIX shell when it needs it, with double
+// ShellQuote quotes s for a POSIX shell when it needs it, with double
 // quotes: the messages put a suggested command in single quotes.
-func shellQuote(s string) string {
+func ShellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
 	}) < 0 {
