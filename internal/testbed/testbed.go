@@ -579,12 +579,30 @@ func (b *Bed) RemoveCard() {
 	if b.bridge == nil {
 		b.t.Fatal("testbed: RemoveCard without a bridge")
 	}
-	if !b.bridge.exited() {
-		if err := b.bridge.cmd.Process.Signal(vpcd.RemoveSignal); err != nil {
+	b.removeFrom(b.bridge, ReaderName)
+}
+
+// RemoveSecondCard takes the card out of the second reader
+// (InsertSecondCard), as pulling the spare device in the middle of a
+// ceremony does, and waits until pcscd reports that reader empty.
+func (b *Bed) RemoveSecondCard() {
+	b.t.Helper()
+	if b.second == nil {
+		b.t.Fatal("testbed: RemoveSecondCard without a second card")
+	}
+	b.removeFrom(b.second, Reader2Name)
+}
+
+// removeFrom has bridge p take its card out of reader name: the bridge
+// power-cycles the simulated device, as unplugging the real one does.
+func (b *Bed) removeFrom(p *proc, name string) {
+	b.t.Helper()
+	if !p.exited() {
+		if err := p.cmd.Process.Signal(vpcd.RemoveSignal); err != nil {
 			b.t.Fatalf("testbed: signalling the bridge: %v", err)
 		}
 	}
-	b.waitReader("the card to leave "+ReaderName, func(r pcsc.ReaderInfo) bool { return !r.CardPresent })
+	b.waitReaderNamed(name, "the card to leave "+name, func(r pcsc.ReaderInfo) bool { return !r.CardPresent })
 }
 
 // InsertCard puts the card back (or restarts a bridge that exited) and
@@ -602,6 +620,19 @@ func (b *Bed) InsertCard() {
 		b.t.Fatalf("testbed: signalling the bridge: %v", err)
 	}
 	b.waitReader("a card in "+ReaderName, func(r pcsc.ReaderInfo) bool { return r.CardPresent })
+}
+
+// ReinsertSecondCard puts the card RemoveSecondCard took out back into
+// the second reader and waits until pcscd reports it present.
+func (b *Bed) ReinsertSecondCard() {
+	b.t.Helper()
+	if b.second == nil || b.second.exited() {
+		b.t.Fatal("testbed: ReinsertSecondCard without a running second bridge")
+	}
+	if err := b.second.cmd.Process.Signal(vpcd.InsertSignal); err != nil {
+		b.t.Fatalf("testbed: signalling the bridge: %v", err)
+	}
+	b.waitReaderNamed(Reader2Name, "a card in "+Reader2Name, func(r pcsc.ReaderInfo) bool { return r.CardPresent })
 }
 
 // SwapCard takes the card out of the reader and puts another one in: it
