@@ -464,6 +464,23 @@ func (b *Bed) InsertSecondCard(bridgeCmd []string) {
 	b.waitReaderNamed(Reader2Name, "a card in "+Reader2Name, func(r pcsc.ReaderInfo) bool { return r.CardPresent })
 }
 
+// SwapSecondCard takes the card out of the second reader and puts
+// another one in: it stops the second bridge and starts bridgeCmd there,
+// as replacing a spare device does. The old card's state file is left as
+// it was.
+func (b *Bed) SwapSecondCard(bridgeCmd []string) {
+	b.t.Helper()
+	if b.second == nil {
+		b.t.Fatal("testbed: SwapSecondCard without a second card")
+	}
+	if err := b.second.stop(); err != nil {
+		b.t.Logf("testbed: stopping the second bridge: %v", err)
+	}
+	b.second = nil
+	b.waitReaderNamed(Reader2Name, "the card to leave "+Reader2Name, func(r pcsc.ReaderInfo) bool { return !r.CardPresent })
+	b.InsertSecondCard(bridgeCmd)
+}
+
 // spawnBridge starts bridgeCmd in pcscd's network namespace, pointed at
 // vpcd's slot listening on addr.
 func (b *Bed) spawnBridge(bridgeCmd []string, addr string) (*proc, error) {
