@@ -22,14 +22,7 @@ func TestE2EPullSpareMidShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	bed.InsertSecondCard([]string{bin, "sim", "bridge", filepath.Join(dir, "spare.json")})
-	must := func(args ...string) string {
-		t.Helper()
-		code, out := e2eTool(t, bed, dir, nil, args...)
-		if code != 0 {
-			t.Fatalf("pico-hsm-tool %s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-		return out
-	}
+	must := e2eMust(t, bed, dir)
 	pws := []string{"custodian-one-Pw", "custodian-two-Pw", "custodian-three-Pw"}
 	files := []string{"c1.pbe", "c2.pbe", "c3.pbe"}
 	var withPasswords []string

@@ -43,6 +43,20 @@ func e2eTool(t *testing.T, bed *testbed.Bed, dir string, env []string, args ...s
 	return 0, string(out)
 }
 
+// e2eMust returns a function that runs pico-hsm-tool through the bed in
+// dir (e2eTool) and fails the test, with the output, when it exits
+// non-zero; it returns the output.
+func e2eMust(t *testing.T, bed *testbed.Bed, dir string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		code, out := e2eTool(t, bed, dir, nil, args...)
+		if code != 0 {
+			t.Fatalf("pico-hsm-tool %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+		return out
+	}
+}
+
 // pausedTool runs pico-hsm-tool through the bed, held before the APDU
 // pause names; act runs while it is held (stop pcscd, pull the card), then
 // it goes on. It returns the exit code and the combined output.
@@ -96,14 +110,7 @@ func simPublicKey(t *testing.T, state string, ref byte) []byte {
 func TestFaultE2E(t *testing.T) {
 	bed, dir := startFaultBed(t)
 	state := filepath.Join(dir, "dev.json")
-	must := func(args ...string) string {
-		t.Helper()
-		code, out := e2eTool(t, bed, dir, nil, args...)
-		if code != 0 {
-			t.Fatalf("pico-hsm-tool %s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-		return out
-	}
+	must := e2eMust(t, bed, dir)
 	must("create-dkek-share", "s1.pbe", "--password", "fault-e2e-1")
 	must("initialize", "--so-pin", matrixSOPIN, "--pin", matrixPIN, "--dkek-shares", "1")
 	must("import-dkek-share", "s1.pbe", "--password", "fault-e2e-1", "--pin", matrixPIN)
