@@ -48,8 +48,8 @@ func TestE2EPullSpareMidShare(t *testing.T) {
 	}
 	for _, line := range []string{
 		"Device Virtual PCD 00 00: DKEK key check value " + want,
-		"Device Virtual PCD 00 01: not done, 2 of 3 shares are in, and c3.pbe may be: its answer was lost (the card was pulled or the reader failed); put the device back and finish with: pico-hsm-tool --reader \"Virtual PCD 00 01\" import-dkek-share c3.pbe --resume --expect-kcv " + want + " --pin …",
-		"pico-hsm-tool: 1 of 2 devices did not take every share: run the command given for each to finish it",
+		"Device Virtual PCD 00 01: not done, 2 of 3 shares are in, and c3.pbe may be: its answer was lost (the card was pulled or the reader failed); put the device back and finish with: pico-hsm-tool --reader \"Virtual PCD 00 01\" import-dkek-share c1.pbe c2.pbe c3.pbe --resume --expect-kcv " + want + " --pin …",
+		"pico-hsm-tool: 1 of 2 devices did not end with the DKEK: see the line for each",
 	} {
 		if !strings.Contains(out, line+"\n") {
 			t.Errorf("the report lacks %q", line)
@@ -64,18 +64,19 @@ func TestE2EPullSpareMidShare(t *testing.T) {
 	if !strings.Contains(st, "DKEK import pending, 1 share(s) still missing\n") {
 		t.Fatalf("the spare after the pull:\n%s", st)
 	}
-	// The command as printed, with the PIN and the third password.
+	// The command as printed, with the PIN and the passwords: every file
+	// is decrypted, only the third share imported.
 	m := regexp.MustCompile(`finish with: pico-hsm-tool --reader "Virtual PCD 00 01" (.*) --pin …\n`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatal("no command to finish the spare")
 	}
 	resume := append([]string{"--reader", "Virtual PCD 00 01"}, strings.Fields(m[1])...)
-	done := must(append(resume, "--password", pws[2], "--pin", matrixPIN)...)
+	done := must(append(resume, append(withPasswords, "--pin", matrixPIN)...)...)
 	if strings.Count(done, "DKEK share imported\n") != 1 || !strings.Contains(done, "DKEK key check value : "+want+"\n") {
 		t.Fatalf("finishing the spare:\n%s", done)
 	}
 	// Run again, it changes nothing.
-	again := must(append(resume, "--password", pws[2], "--pin", matrixPIN)...)
+	again := must(append(resume, append(withPasswords, "--pin", matrixPIN)...)...)
 	if !strings.Contains(again, "No DKEK share left to import: all 3 are in\n") || strings.Contains(again, "DKEK share imported") {
 		t.Fatalf("the same command again:\n%s", again)
 	}

@@ -176,7 +176,7 @@ func initializeMany(g *globals, f *initFlags, p hsm.InitParams) error {
 	defer closeAll(conns)
 	var holding []string
 	for _, c := range conns {
-		st, err := ceremony.CheckInitialize(c, f.lastTry)
+		st, err := ceremony.CheckInitialize(c, f.lastTry, p.SOPIN)
 		if err != nil {
 			return fmt.Errorf("%s: %w; no device was initialized", c.Reader, err)
 		}

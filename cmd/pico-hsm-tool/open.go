@@ -50,7 +50,12 @@ func (g *globals) openAll() ([]*device.Conn, error) {
 			return nil, err
 		}
 		for _, r := range rs {
-			if r.SmartCardHSM != nil && *r.SmartCardHSM {
+			switch {
+			case r.CardPresent && r.SmartCardHSM == nil:
+				// A device another program holds would silently be left
+				// out of a ceremony meant for every device.
+				return nil, fmt.Errorf("--all-readers: the card in %s could not be asked whether it is a SmartCard-HSM (another program holds it?): close that program, or name the devices with --reader", r.Name)
+			case r.SmartCardHSM != nil && *r.SmartCardHSM:
 				names = append(names, r.Name)
 			}
 		}

@@ -281,6 +281,8 @@ func readmeScript(t *testing.T, g readmeGuide, pcscd bool) string {
 			skipped = !pcscd
 		case block == "sh" && strings.TrimSpace(line) != "" && !strings.HasPrefix(line, "#"):
 			t.Fatalf("README %s: a line the test cannot run: %q", g.heading, line)
+		case block == "text" && strings.TrimSpace(line) == "…":
+			// Lines of the output the guide does not show.
 		case block == "text" && strings.TrimSpace(line) != "" && !skipped:
 			want := line
 			if pcscd && g.twoReaders {

@@ -718,13 +718,25 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	if err := ceremony.CheckDomainNumber(f.domain); err != nil {
 		return err
 	}
-	if f.domain != 0 && !pinGiven {
+	many := len(g.readers) > 1 || g.allReaders
+	if !pinGiven {
 		// Asked for at the terminal with the other secrets; a script
 		// learns it before any file is read.
-		if !g.hasTerminal() {
-			return ceremony.ErrDomainNeedsPIN(f.domain)
+		var why error
+		switch {
+		case f.domain != 0:
+			why = ceremony.ErrDomainNeedsPIN(f.domain)
+		case f.resume:
+			why = errors.New("--resume needs the user PIN: the DKEK the device completes is checked against the shares, and a Pico HSM shows its check value only after the PIN; give --pin (or --pin env:VAR, file:PATH, -)")
+		case many:
+			why = errors.New("importing into several devices needs the user PIN, so that each device's DKEK is committed and their check values compared before the run ends; give --pin (or --pin env:VAR, file:PATH, -)")
 		}
-		pinGiven = true
+		if why != nil {
+			if !g.hasTerminal() {
+				return why
+			}
+			pinGiven = true
+		}
 	}
 	if len(f.passwords) > len(paths) {
 		return tooManyPasswords(len(f.passwords), len(paths))
@@ -732,9 +744,6 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	expect, err := f.expect(len(paths))
 	if err != nil {
 		return err
-	}
-	if f.resume && expect.KCV != "" && !pinGiven {
-		return errors.New("--expect-kcv with --resume is compared with the device's DKEK once it is complete, which a Pico HSM shows only after the user PIN: give --pin")
 	}
 	files, err := ceremony.ReadShareFiles(paths)
 	if err != nil {
@@ -753,7 +762,7 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 		return err
 	}
 	defer wipePasswords(pws)
-	if len(g.readers) > 1 || g.allReaders {
+	if many {
 		return importSharesMany(g, paths, files, pws, pin, f, expect)
 	}
 	conn, err := g.open()
@@ -765,13 +774,13 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	if err != nil {
 		return err
 	}
-	shares, err := g.decryptExpected(paths[from:], files[from:], pws[from:], expectFrom(expect, checked, from, len(paths)), "nothing was imported")
+	shares, err := g.decryptExpected(paths, files, pws, expectFor(expect, checked, len(paths)), "nothing was imported")
 	defer wipeShares(shares)
 	if err != nil {
 		return err
 	}
-	o := ceremony.ImportOptions{Shares: shares, Names: paths[from:], Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
-		Resume: f.resume, Warn: func(format string, args ...any) { g.note(format, args...) }}
+	o := ceremony.ImportOptions{Shares: shares[from:], Names: paths[from:], Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+		Resume: f.resume, Run: paths, Warn: func(format string, args ...any) { g.note(format, args...) }}
 	if pin == nil && g.hasTerminal() {
 		o.AskPIN = func() ([]byte, error) {
 			return src.Prompt("pin", "All shares are imported. Enter the user PIN to commit the DKEK: ")
@@ -781,8 +790,8 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 	if errors.Is(err, ceremony.ErrNotCommitted) {
 		return nil // imported, as sc-hsm-tool would; the warning is printed
 	}
-	if err == nil && f.resume && res.Committed {
-		return expect.CheckDevice(conn.Reader, res.Status)
+	if err == nil && f.resume {
+		return resumeTarget(expect, checked, shares).CheckDevice(res.Status)
 	}
 	return err
 }
@@ -792,10 +801,16 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 // first file it takes: 0, or with --resume the first it still expects
 // (ceremony.ResumeFrom). --expect-kcv needs every share of the DKEK in
 // the run, except with --resume, where the device's complete DKEK is
-// compared with it at the end.
+// compared with it at the end; and --resume needs either every share file
+// of the DKEK or --expect-kcv, since the device's count cannot tell which
+// shares it holds.
 func checkImport(conn *device.Conn, paths []string, f *importFlags, expect *ceremony.Expect) (hsm.DKEKStatus, int, error) {
 	if f.resume {
-		return ceremony.ResumeFrom(conn, f.domain, len(paths))
+		st, from, err := ceremony.ResumeFrom(conn, f.domain, len(paths))
+		if err == nil && len(paths) < st.Shares && expect.KCV == "" {
+			err = fmt.Errorf("--resume was given %d of the %d share files of the DKEK: from those alone the tool cannot tell whether the shares the device took before are the right ones; give every share file of the DKEK, in the order of the first run, or add --expect-kcv with the DKEK's check value ('pico-hsm-tool dkek-share kcv' prints it from all its files); nothing was imported", len(paths), st.Shares)
+		}
+		return st, from, err
 	}
 	st, err := ceremony.CheckImportInto(conn, f.domain, len(paths))
 	if err == nil && expect.KCV != "" {
@@ -804,28 +819,36 @@ func checkImport(conn *device.Conn, paths []string, f *importFlags, expect *cere
 	return st, 0, err
 }
 
-// expectFrom is what the files from index from on are checked against
-// before they reach a device: all of expect, or with --resume the part
-// the files left can show (ceremony.Expect.From).
-func expectFrom(expect *ceremony.Expect, st hsm.DKEKStatus, from, n int) *ceremony.Expect {
-	if from == 0 && n == st.Shares {
-		return expect
+// expectFor is what the n files are checked against before they reach a
+// device: every value expected, except the whole DKEK's when the files are
+// not all of its shares (with --resume; the device holds the others, and
+// resumeTarget checks the completed DKEK).
+func expectFor(expect *ceremony.Expect, st hsm.DKEKStatus, n int) *ceremony.Expect {
+	return expect.From(0, n == st.Shares)
+}
+
+// resumeTarget is what a DKEK completed with --resume must be: the
+// --expect-kcv given, or the check value of the files when they are all
+// of its shares.
+func resumeTarget(expect *ceremony.Expect, st hsm.DKEKStatus, shares [][]byte) *ceremony.Expect {
+	if expect.KCV == "" && len(shares) == st.Shares {
+		return &ceremony.Expect{KCV: ceremony.CombinedKCV(shares)}
 	}
-	return expect.From(from, false)
+	return expect
 }
 
 // importSharesMany imports the same share files into several devices in
 // one run (--reader more than once, or --all-readers): a primary and its
 // spares get the same DKEK from one typing of each password. Every device
-// is checked first (reachable, initialized with the key domain set up,
-// enough shares outstanding, and, with --pin, the PIN's tries left), so
-// that nothing changes anywhere when one of them cannot take the shares;
-// then each file is decrypted once; then the shares go into each device
-// in turn. A device that fails does not stop the others: the report says
-// each device's state, the command that finishes the ones left behind
-// (with --resume and the files from the first one it may lack), and
+// is checked first (reachable, initialized with the key domain set up for
+// the same number of shares, enough shares outstanding, and the user PIN
+// verified), so that nothing changes anywhere when one of them cannot
+// take the shares; then each file is decrypted once; then the shares go
+// into each device in turn. A device that fails does not stop the others:
+// the report says each device's state, the command that finishes the ones
+// left behind (import-dkek-share --resume with this run's files), and
 // whether the devices hold the same DKEK. With --resume each device takes
-// the files it still expects, which may differ from one to another.
+// the files it still lacks, which may differ from one to another.
 func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePassword, pin []byte, f *importFlags, expect *ceremony.Expect) error {
 	conns, err := g.openAll()
 	if err != nil {
@@ -834,65 +857,57 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 	defer closeAll(conns)
 	checked := make([]hsm.DKEKStatus, len(conns))
 	from := make([]int, len(conns))
-	first := len(paths) // the first file any device needs
 	for i, c := range conns {
 		st, k, err := checkImport(c, paths, f, expect)
-		if err == nil && pin != nil {
-			err = ceremony.CheckPINTries(c, f.lastTry)
+		if err == nil && i > 0 && st.Shares != checked[0].Shares {
+			err = fmt.Errorf("its DKEK is set up for %d shares, and that of %s for %d: a primary and its spares must hold the same DKEK; initialize it again with --dkek-shares %d (or set up the key domain so)", st.Shares, conns[0].Reader, checked[0].Shares, checked[0].Shares)
+		}
+		if err == nil {
+			// The PIN is verified on every device before any share goes
+			// anywhere; a wrong one stops here, tried on this device only.
+			err = c.Login(pin, f.lastTry)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w; nothing was imported into any device", c.Reader, err)
 		}
-		checked[i], from[i], first = st, k, min(first, k)
+		checked[i], from[i] = st, k
 	}
-	shares, err := g.decryptExpected(paths[first:], files[first:], pws[first:], expectFrom(expect, checked[0], first, len(paths)), "nothing was imported into any device")
+	shares, err := g.decryptExpected(paths, files, pws, expectFor(expect, checked[0], len(paths)), "nothing was imported into any device")
 	defer wipeShares(shares)
 	if err != nil {
 		return err
 	}
-	// whole is the DKEK's check value when this run's files are all of
-	// its shares, for the commands that finish a device left behind.
-	whole := expect.KCV
-	if whole == "" && checked[0].Shares == len(paths) && first == 0 {
-		whole = ceremony.CombinedKCV(shares)
-	}
+	// whole is the DKEK's check value when it is known: given, or this
+	// run's files are all of its shares; the commands that finish a device
+	// left behind carry it.
+	whole := resumeTarget(expect, checked[0], shares).KCV
 	type outcome struct {
 		reader string
 		res    *ceremony.ImportResult
 		err    error
-		left   []string // the files from the first one the device may lack
 	}
 	var outs []outcome
 	for i, c := range conns {
 		fmt.Fprintf(g.stdout, "Reader               : %s\n", c.Reader)
-		o := ceremony.ImportOptions{Shares: shares[from[i]-first:], Names: paths[from[i]:], Domain: f.domain, Checked: &checked[i], PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
-			Resume: f.resume, Warn: func(format string, args ...any) { g.note(format, args...) }}
+		o := ceremony.ImportOptions{Shares: shares[from[i]:], Names: paths[from[i]:], Domain: f.domain, Checked: &checked[i], PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
+			Resume: f.resume, Run: paths, RunKCV: whole, Warn: func(format string, args ...any) { g.note(format, args...) }}
 		res, err := ceremony.ImportShares(c, o)
-		if err == nil && f.resume && res.Committed {
-			err = expect.CheckDevice(c.Reader, res.Status)
+		if err == nil && f.resume {
+			err = resumeTarget(expect, checked[i], shares).CheckDevice(res.Status)
 		}
-		out := outcome{reader: c.Reader, res: res, err: err}
 		if err != nil && !errors.Is(err, ceremony.ErrNotCommitted) {
-			// The shares go in in order: the device took those it
-			// confirmed; the one in flight when an answer was lost it
-			// may have taken, which --resume settles by its count.
-			k := from[i]
-			if res != nil {
-				k += res.Imported
-			}
-			out.left = paths[k:]
 			g.note("%s: %v", c.Reader, err)
 		}
-		outs = append(outs, out)
+		outs = append(outs, outcome{reader: c.Reader, res: res, err: err})
 		fmt.Fprintln(g.stdout)
 	}
 	failed := 0
 	kcvs := map[string]bool{}
-	for _, o := range outs {
+	for i, o := range outs {
 		switch {
 		case o.err != nil && !errors.Is(o.err, ceremony.ErrNotCommitted):
 			failed++
-			fmt.Fprintf(g.stdout, "Device %s: not done, %s\n", o.reader, resumeAdvice(o.reader, o.left, len(paths), o.res, f.domain, whole))
+			fmt.Fprintf(g.stdout, "Device %s: %s\n", o.reader, resumeAdvice(o.reader, paths, checked[i], from[i], o.res, f.domain, whole))
 		case o.res != nil && o.res.Committed:
 			kcvs[o.res.Status.KCVHex()] = true
 			fmt.Fprintf(g.stdout, "Device %s: DKEK key check value %s\n", o.reader, o.res.Status.KCVHex())
@@ -909,36 +924,36 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 		return errors.New("the devices hold different DKEKs after this run: check each device's earlier shares with status --pin")
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d devices did not take every share: run the command given for each to finish it", failed, len(outs))
+		return fmt.Errorf("%d of %d devices did not end with the DKEK: see the line for each", failed, len(outs))
 	}
 	return nil
 }
 
-// resumeAdvice says how far a device got and the command that finishes
-// it: import-dkek-share --resume with the files from the first one it may
-// lack, which imports only those the device still counts as missing, so
-// that a share whose answer was lost is never imported twice; with the
-// DKEK's expected check value when it is known.
-func resumeAdvice(reader string, left []string, n int, res *ceremony.ImportResult, dom int, kcv string) string {
+// resumeAdvice says how far a device that failed got, and what finishes
+// it: when every share is in but its DKEK is wrong, re-initializing;
+// otherwise import-dkek-share --resume with this run's files, which
+// imports only those the device still lacks (a share whose answer was
+// lost is never imported twice) and checks the DKEK they make.
+func resumeAdvice(reader string, paths []string, st hsm.DKEKStatus, from int, res *ceremony.ImportResult, dom int, kcv string) string {
+	k, unsure := from, false // files of this run the device holds
+	if res != nil {
+		k, unsure = from+res.Imported, res.Unsure
+	}
+	n := len(paths)
+	held := st.Shares - st.Outstanding + k - from // the DKEK's shares the device holds
 	var b strings.Builder
 	switch {
-	case res != nil && res.Unsure:
-		fmt.Fprintf(&b, "%d of %d shares are in, and %s may be: its answer was lost (the card was pulled or the reader failed); put the device back and finish with: ", n-len(left), n, left[0])
+	case k == n && !unsure:
+		return fmt.Sprintf("wrong DKEK: all %d shares are in, but its DKEK is not the one expected (the error above says why); do not use it for backups: re-initialize it and import every share again", st.Shares)
+	case unsure:
+		fmt.Fprintf(&b, "not done, %d of %d shares are in, and %s may be: its answer was lost (the card was pulled or the reader failed); put the device back and finish with: ", held, st.Shares, paths[k])
 	default:
-		fmt.Fprintf(&b, "%d of %d shares still to import there; finish with: ", len(left), n)
+		fmt.Fprintf(&b, "not done, %d of %d shares are in; finish with: ", held, st.Shares)
 	}
-	b.WriteString("pico-hsm-tool --reader " + device.ShellQuote(reader) + " import-dkek-share")
-	for _, l := range left {
-		b.WriteString(" " + device.ShellQuote(l))
+	b.WriteString("pico-hsm-tool --reader " + device.ShellQuote(reader) + " " + ceremony.ResumeCommand(paths, dom, kcv, n < st.Shares))
+	if n < st.Shares && kcv == "" {
+		b.WriteString(" (KCV: the DKEK's check value, which 'pico-hsm-tool dkek-share kcv' prints from all its share files)")
 	}
-	b.WriteString(" --resume")
-	if dom != 0 {
-		fmt.Fprintf(&b, " --key-domain %d", dom)
-	}
-	if kcv != "" {
-		b.WriteString(" --expect-kcv " + kcv)
-	}
-	b.WriteString(" --pin …")
 	return b.String()
 }
 

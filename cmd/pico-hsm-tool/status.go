@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pico-hsm-tool/pico-hsm-tool/internal/apdu"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/device"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/hsm"
 	"github.com/pico-hsm-tool/pico-hsm-tool/internal/keystore"
@@ -132,6 +134,12 @@ func runStatusMany(g *globals, asJSON bool, pin []byte, lastTry bool) error {
 		if err != nil {
 			d.Error, d.Status = err.Error(), nil
 			failed++
+			if pin != nil && errors.Is(err, apdu.ErrWrongPIN) {
+				// A wrong PIN costs a try on each device it is sent to:
+				// the others are read without it.
+				g.note("%s: the PIN is wrong there, so it is not tried on the other devices", c.Reader)
+				pin = nil
+			}
 		}
 		devs = append(devs, d)
 	}
@@ -221,10 +229,22 @@ func sameDKEK(devs []deviceStatus) *bool {
 		}
 		same = same && maps.Equal(m, first)
 	}
-	if len(first) == 0 {
+	if !slices.ContainsFunc(devs, hasCompleteDKEK) {
 		return nil
 	}
 	return &same
+}
+
+// hasCompleteDKEK tells whether the device holds a complete DKEK, in any
+// key domain.
+func hasCompleteDKEK(d deviceStatus) bool {
+	if d.Status == nil {
+		return false
+	}
+	if len(d.KeyDomains) == 0 {
+		return d.DKEK != nil && d.DKEK.Complete()
+	}
+	return slices.ContainsFunc(d.KeyDomains, func(kd hsm.DomainState) bool { return kd.SetUp && kd.Shares > 0 && kd.Outstanding == 0 })
 }
 
 // describeDKEKs is "DKEK X" or "key domain 1: X, key domain 2: Y".
@@ -246,8 +266,11 @@ func whyNotCompared(devs []deviceStatus, pinGiven bool) string {
 			return "a device could not be read"
 		}
 	}
+	if !slices.ContainsFunc(devs, hasCompleteDKEK) {
+		return "no device has a complete DKEK"
+	}
 	if !pinGiven {
 		return "give --pin: a Pico HSM shows its check values only after the user PIN"
 	}
-	return "no device has a complete DKEK"
+	return "a check value could not be read"
 }

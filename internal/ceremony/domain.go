@@ -391,8 +391,11 @@ func CheckImportInto(conn *device.Conn, dom, n int) (hsm.DKEKStatus, error) {
 }
 
 // ResumeFrom is CheckImportInto for import-dkek-share --resume: the n
-// files given are the last shares of the DKEK, in the order of the run
-// that stopped, and the device imports only those it still expects. The
+// files given are the last shares of the DKEK (at most all of them), in
+// the order of the run that stopped, and the device imports only those it
+// still expects. The count alone cannot tell which shares the device
+// holds: the caller checks the completed DKEK against the files (all of
+// them given) or an expected check value. The
 // device counts its outstanding shares (MANAGE DKEK's answer,
 // card-sc-hsm.c sc_hsm_import_dkek_share), and shares go in in order, so
 // the first file it needs is n minus that count; a share whose answer
@@ -406,10 +409,19 @@ func ResumeFrom(conn *device.Conn, dom, n int) (hsm.DKEKStatus, int, error) {
 		return st, n, nil
 	case err != nil:
 		return st, 0, err
+	case n > st.Shares:
+		return st, 0, fmt.Errorf("--resume was given %d share files, but %s DKEK has %d shares: give its share files only, in the order of the first run; nothing was imported", n, whoseDKEK(dom), st.Shares)
 	case st.Outstanding > n:
 		return st, 0, fmt.Errorf("%s %d more DKEK share(s), but --resume was given %d file(s): give every file from the first share it lacks, in the order of the first run; nothing was imported", expectsWho(dom), st.Outstanding, n)
 	}
 	return st, n - st.Outstanding, nil
+}
+
+func whoseDKEK(dom int) string {
+	if dom == 0 {
+		return "the device's"
+	}
+	return fmt.Sprintf("key domain %d's", dom)
 }
 
 func expectsWho(dom int) string {

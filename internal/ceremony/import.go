@@ -39,6 +39,11 @@ type ImportOptions struct {
 	// in between: on the simulated device, locked for the whole run, or
 	// for a single share, which the device checks itself (6986, 6B00).
 	Checked *hsm.DKEKStatus
+	// Run are all the share files of the run, for the command that
+	// finishes it when a share's answer is lost (Names when empty), and
+	// RunKCV the DKEK's check value when known, for that command.
+	Run    []string
+	RunKCV string
 	// Resume allows no Shares at all, for a device that holds every share
 	// already (import-dkek-share --resume after a run that stopped at its
 	// last share): then only the PIN is verified, which commits the DKEK,
@@ -176,7 +181,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			sent = true
 			st, err = importShare(conn, o.Domain, s)
 			if err != nil && !refused(err) {
-				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, len(o.Shares), pinSession, resumeNames(o.Names, i)))
+				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, len(o.Shares), pinSession, o, st.Shares))
 			}
 			sent = false
 			if errors.Is(err, hsm.ErrAllSharesImported) {
@@ -327,15 +332,24 @@ func shareName(names []string, i int) string {
 // shareUnknown says what state an import is in when the answer to share
 // i (from 0) of n was lost. Importing a share twice makes a wrong DKEK, so
 // the person must look before importing again.
-func shareUnknown(conn *device.Conn, i, n int, pinSession bool, rest []string) string {
+func shareUnknown(conn *device.Conn, i, n int, pinSession bool, o ImportOptions, shares int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "share %d of %d may or may not have been imported", i+1, n)
 	if i > 0 {
 		fmt.Fprintf(&b, " (the %d before it were)", i)
 	}
 	fmt.Fprintf(&b, ": run '%s' to see how many shares the device still expects, then import only those", conn.Suggest("status"))
-	if len(rest) > 0 {
-		fmt.Fprintf(&b, " ('%s --pin …' does: it imports only the last shares the device still expects)", conn.Suggest("import-dkek-share "+strings.Join(rest, " ")+" --resume"))
+	run := o.Run
+	if len(run) == 0 && len(o.Names) == n {
+		run = o.Names
+	}
+	if len(run) > 0 {
+		need := len(run) < shares
+		fmt.Fprintf(&b, " ('%s' does: it imports only the shares the device still lacks and checks the DKEK they make", conn.Suggest(ResumeCommand(run, o.Domain, o.RunKCV, need)))
+		if need && o.RunKCV == "" {
+			b.WriteString(", with KCV the DKEK's check value, which 'pico-hsm-tool dkek-share kcv' prints from all its share files")
+		}
+		b.WriteString(")")
 	}
 	if i == n-1 && !pinSession {
 		// Without a PIN session the firmware commits the DKEK only at the
@@ -345,18 +359,33 @@ func shareUnknown(conn *device.Conn, i, n int, pinSession bool, rest []string) s
 	return b.String()
 }
 
-// resumeNames is the files from share i on, quoted for a shell, for the
-// --resume command that finishes an import; nil when the files have no
-// names.
-func resumeNames(names []string, i int) []string {
-	if i >= len(names) {
-		return nil
+// ResumeCommand is the import-dkek-share command, after "pico-hsm-tool
+// --reader R", that finishes an import that stopped: the run's files with
+// --resume (which imports only those the device still lacks, ResumeFrom),
+// the key domain, and --expect-kcv with kcv, or with the placeholder KCV
+// when needKCV and kcv is not known (the files are not all the DKEK's
+// shares, so the result can only be checked against its value).
+func ResumeCommand(names []string, dom int, kcv string, needKCV bool) string {
+	var b strings.Builder
+	b.WriteString("import-dkek-share")
+	for _, n := range names {
+		if strings.HasPrefix(n, "-") {
+			n = "./" + n // not an option
+		}
+		b.WriteString(" " + device.ShellQuote(n))
 	}
-	out := make([]string, 0, len(names)-i)
-	for _, n := range names[i:] {
-		out = append(out, device.ShellQuote(n))
+	b.WriteString(" --resume")
+	if dom != 0 {
+		fmt.Fprintf(&b, " --key-domain %d", dom)
 	}
-	return out
+	switch {
+	case kcv != "":
+		b.WriteString(" --expect-kcv " + kcv)
+	case needKCV:
+		b.WriteString(" --expect-kcv KCV")
+	}
+	b.WriteString(" --pin …")
+	return b.String()
 }
 
 // checkOutstanding refuses shares the device does not expect.
@@ -419,7 +448,7 @@ func CheckExpectComplete(st hsm.DKEKStatus, dom, n int) error {
 	if k := st.Shares - st.Outstanding; k > 0 {
 		held = fmt.Sprintf("%d of them %s already imported and ", k, wasWere(k))
 	}
-	return fmt.Errorf("--expect-kcv is the key check value of the whole DKEK, so it needs all of %s %d DKEK shares in one run, but %s%d share file(s) were given: give every share file in one run, or check each file alone with --expect-share-kcv and the value create-dkek-share printed for it", whose, st.Shares, held, n)
+	return fmt.Errorf("--expect-kcv is the key check value of the whole DKEK, so it needs all of %s %d DKEK shares in one run, but %s%d share file(s) were given: give every share file in one run, or check each file alone with --expect-share-kcv and the value create-dkek-share printed for it (to finish an import with --expect-kcv, use --resume)", whose, st.Shares, held, n)
 }
 
 func wasWere(n int) string {

@@ -160,8 +160,11 @@ type InitState struct {
 // several changes, that conn can be initialized: it answers, and when it
 // is initialized its SO-PIN has a try to spare (not the last, unless
 // allowLastTry) for the verification re-initializing needs; it counts the
-// keys that would be destroyed. It changes nothing and tries no PIN.
-func CheckInitialize(conn *device.Conn, allowLastTry bool) (InitState, error) {
+// keys that would be destroyed. With soPIN it also verifies that SO-PIN
+// on an initialized device, as Initialize will: when several devices are
+// initialized in one run, a wrong SO-PIN on one of them must stop the run
+// before any other is wiped. It changes nothing else.
+func CheckInitialize(conn *device.Conn, allowLastTry bool, soPIN []byte) (InitState, error) {
 	var st InitState
 	err := conn.Transaction(func() error {
 		if _, err := conn.SelectApplication(); err != nil {
@@ -174,6 +177,11 @@ func CheckInitialize(conn *device.Conn, allowLastTry bool) (InitState, error) {
 		st.Initialized = true
 		if err := hsm.CheckTries(so, hsm.SOPIN, allowLastTry); err != nil {
 			return err
+		}
+		if soPIN != nil {
+			if err := conn.VerifyPIN(hsm.SOPIN, soPIN); err != nil {
+				return fmt.Errorf("the device is initialized; re-initializing needs its current SO-PIN: %w", err)
+			}
 		}
 		st.Keys, err = conn.CountKeys()
 		return err

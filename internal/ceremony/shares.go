@@ -432,12 +432,12 @@ func (e *Expect) From(i int, whole bool) *Expect {
 
 // CheckDevice compares the check value of a device's complete, committed
 // DKEK with KCV, when one is expected.
-func (e *Expect) CheckDevice(reader string, st hsm.DKEKStatus) error {
+func (e *Expect) CheckDevice(st hsm.DKEKStatus) error {
 	if e.KCV == "" || st.Outstanding > 0 {
 		return nil
 	}
 	if got := st.KCVHex(); got != e.KCV {
-		return fmt.Errorf("%s: the device's DKEK key check value is %s, not the expected %s (--expect-kcv): a share went in twice, a wrong one went in, or the DKEK was lost when the device was unplugged before it was committed; do not use this device for backups: re-initialize it and import every share again", reader, got, e.KCV)
+		return fmt.Errorf("the device's DKEK key check value is %s, not the expected %s: a share went in twice, a wrong one went in, or the DKEK was lost when the device was unplugged before it was committed; do not use this device for backups: re-initialize it and import every share again", got, e.KCV)
 	}
 	return nil
 }
