@@ -686,13 +686,14 @@ shares for a domain other than 0 only once the user PIN is verified, so
 --pin is needed there. Each share is then reported as "DKEK share imported
 into key domain D", followed by the same lines.
 
---resume finishes a run that stopped (a card pulled, a wrong PIN on one of
-several devices): give the files from the first share a device may lack, in
-the order of that run, and each device imports only the last ones it still
-expects, as it counts them, so no share goes in twice; a device that needs
-none only has its DKEK committed with --pin. The report of a run that
-stopped prints this command. With --expect-kcv (and --pin) the completed
-DKEK's check value is compared with the expected one.`,
+--resume finishes a run that stopped before the DKEK was complete (a card
+pulled, a reader gone): give that run's files in the same order, the last
+shares of the DKEK. Every file is decrypted, and each device imports only the
+last ones it still counts as missing, so no share goes in twice; a device that
+needs none only has its DKEK committed. The DKEK each device completes is then
+compared with the one all the files make, or, when fewer files than the
+DKEK's shares are given, with --expect-kcv, which is then needed. --pin is
+needed too. The report of a run that stopped prints this command.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImportShares(g, args, f, cmd.Flags().Changed("pin"))
@@ -706,7 +707,7 @@ DKEK's check value is compared with the expected one.`,
 	fl.StringVar(&f.pin, "pin", "", "user PIN (or env:VAR, file:PATH, -): commits the DKEK and shows its real key check value")
 	fl.BoolVar(&f.lastTry, "last-try", false, "allow using a PIN that has only one try left")
 	decimalVar(fl, &f.domain, "key-domain", "", 0, "key domain to import into, 0 to 15 (default 0); a domain other than 0 needs --pin")
-	f.registerExpect(cmd, "the key check value of the whole DKEK (16 hex digits): needs every share in this run (with --resume: compared with the device's once complete, needs --pin); a mismatch refuses before anything is imported")
+	f.registerExpect(cmd, "the key check value of the whole DKEK (16 hex digits): needs every share in this run, and a mismatch refuses before anything is imported; with --resume and fewer files, the DKEK each device completes is compared with it")
 	fl.BoolVar(&f.resume, "resume", false, "finish a run that stopped: the FILEs are the last shares of the DKEK in the first run's order, and each device takes only those it still expects (none twice)")
 	return cmd
 }
@@ -780,7 +781,7 @@ func runImportShares(g *globals, paths []string, f *importFlags, pinGiven bool) 
 		return err
 	}
 	o := ceremony.ImportOptions{Shares: shares[from:], Names: paths[from:], Domain: f.domain, Checked: &checked, PIN: pin, AllowLastTry: f.lastTry, Out: g.stdout,
-		Resume: f.resume, Run: paths, Warn: func(format string, args ...any) { g.note(format, args...) }}
+		Resume: f.resume, Run: paths, RunKCV: resumeTarget(expect, checked, shares).KCV, Warn: func(format string, args ...any) { g.note(format, args...) }}
 	if pin == nil && g.hasTerminal() {
 		o.AskPIN = func() ([]byte, error) {
 			return src.Prompt("pin", "All shares are imported. Enter the user PIN to commit the DKEK: ")
@@ -860,7 +861,7 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 	for i, c := range conns {
 		st, k, err := checkImport(c, paths, f, expect)
 		if err == nil && i > 0 && st.Shares != checked[0].Shares {
-			err = fmt.Errorf("its DKEK is set up for %d shares, and that of %s for %d: a primary and its spares must hold the same DKEK; initialize it again with --dkek-shares %d (or set up the key domain so)", st.Shares, conns[0].Reader, checked[0].Shares, checked[0].Shares)
+			err = fmt.Errorf("its DKEK is set up for %d shares, and that of %s for %d: the devices of one import must be set up alike; initialize the one set up wrongly again with the right --dkek-shares (which destroys its keys), or import into each device alone", st.Shares, conns[0].Reader, checked[0].Shares)
 		}
 		if err == nil {
 			// The PIN is verified on every device before any share goes
@@ -901,22 +902,27 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 		outs = append(outs, outcome{reader: c.Reader, res: res, err: err})
 		fmt.Fprintln(g.stdout)
 	}
-	failed := 0
+	failed, incomplete := 0, 0
 	kcvs := map[string]bool{}
 	for i, o := range outs {
 		switch {
 		case o.err != nil && !errors.Is(o.err, ceremony.ErrNotCommitted):
 			failed++
-			fmt.Fprintf(g.stdout, "Device %s: %s\n", o.reader, resumeAdvice(o.reader, paths, checked[i], from[i], o.res, f.domain, whole))
+			fmt.Fprintf(g.stdout, "Device %s: %s\n", o.reader, resumeAdvice(o.reader, paths, checked[i], from[i], o.res, o.err, f.domain, whole))
 		case o.res != nil && o.res.Committed:
 			kcvs[o.res.Status.KCVHex()] = true
 			fmt.Fprintf(g.stdout, "Device %s: DKEK key check value %s\n", o.reader, o.res.Status.KCVHex())
 		default:
-			fmt.Fprintf(g.stdout, "Device %s: shares imported; its DKEK is not complete or not committed yet (status --pin shows it)\n", o.reader)
+			incomplete++
+			missing := 0
+			if o.res != nil {
+				missing = o.res.Status.Outstanding
+			}
+			fmt.Fprintf(g.stdout, "Device %s: shares imported; its DKEK is not complete yet (%d share(s) still missing)\n", o.reader, missing)
 		}
 	}
 	switch {
-	case failed == 0 && len(kcvs) == 1:
+	case failed == 0 && incomplete == 0 && len(kcvs) == 1:
 		for k := range kcvs {
 			fmt.Fprintf(g.stdout, "All %d devices hold DKEK %s\n", len(outs), k)
 		}
@@ -930,29 +936,42 @@ func importSharesMany(g *globals, paths []string, files [][]byte, pws []sharePas
 }
 
 // resumeAdvice says how far a device that failed got, and what finishes
-// it: when every share is in but its DKEK is wrong, re-initializing;
-// otherwise import-dkek-share --resume with this run's files, which
-// imports only those the device still lacks (a share whose answer was
-// lost is never imported twice) and checks the DKEK they make.
-func resumeAdvice(reader string, paths []string, st hsm.DKEKStatus, from int, res *ceremony.ImportResult, dom int, kcv string) string {
+// it: when its completed DKEK is wrong (ceremony.ErrWrongDKEK),
+// re-initializing; when this run was to finish the DKEK,
+// import-dkek-share --resume with this run's files, which imports only
+// those the device still lacks (a share whose answer was lost is never
+// imported twice) and checks the DKEK they make; otherwise the files it
+// has not taken, by the count status shows when an answer was lost.
+func resumeAdvice(reader string, paths []string, st hsm.DKEKStatus, from int, res *ceremony.ImportResult, err error, dom int, kcv string) string {
 	k, unsure := from, false // files of this run the device holds
 	if res != nil {
 		k, unsure = from+res.Imported, res.Unsure
 	}
 	n := len(paths)
 	held := st.Shares - st.Outstanding + k - from // the DKEK's shares the device holds
+	suggest := func(args string) string { return "pico-hsm-tool --reader " + device.ShellQuote(reader) + " " + args }
 	var b strings.Builder
 	switch {
-	case k == n && !unsure:
+	case errors.Is(err, ceremony.ErrWrongDKEK):
 		return fmt.Sprintf("wrong DKEK: all %d shares are in, but its DKEK is not the one expected (the error above says why); do not use it for backups: re-initialize it and import every share again", st.Shares)
 	case unsure:
-		fmt.Fprintf(&b, "not done, %d of %d shares are in, and %s may be: its answer was lost (the card was pulled or the reader failed); put the device back and finish with: ", held, st.Shares, paths[k])
+		fmt.Fprintf(&b, "not done, %d of %d shares are in, and %s may be: its answer was lost (the card was pulled or the reader failed); put the device back and ", held, st.Shares, paths[k])
 	default:
-		fmt.Fprintf(&b, "not done, %d of %d shares are in; finish with: ", held, st.Shares)
+		fmt.Fprintf(&b, "not done, %d of %d shares are in; ", held, st.Shares)
 	}
-	b.WriteString("pico-hsm-tool --reader " + device.ShellQuote(reader) + " " + ceremony.ResumeCommand(paths, dom, kcv, n < st.Shares))
-	if n < st.Shares && kcv == "" {
-		b.WriteString(" (KCV: the DKEK's check value, which 'pico-hsm-tool dkek-share kcv' prints from all its share files)")
+	switch {
+	case st.Outstanding == n-from:
+		// This run was to finish the DKEK: --resume does.
+		b.WriteString("finish with: " + suggest(ceremony.ResumeCommand(paths, dom, kcv, n < st.Shares)))
+		if n < st.Shares && kcv == "" {
+			b.WriteString(" (KCV: the DKEK's check value, which 'pico-hsm-tool dkek-share kcv' prints from all its share files)")
+		}
+	case unsure:
+		b.WriteString("run '" + suggest("status") + "': " + ceremony.UnsureAdvice(suggest, paths[from:], k-from, st.Outstanding, dom))
+	case k < n:
+		b.WriteString("go on with: " + suggest(ceremony.ImportCommand(paths[k:], dom)))
+	default:
+		b.WriteString("this run's shares are all in: run '" + suggest("status --pin") + "' to see its state")
 	}
 	return b.String()
 }

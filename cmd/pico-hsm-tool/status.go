@@ -116,7 +116,7 @@ type deviceStatus struct {
 
 // runStatusMany is status of several devices (--reader more than once,
 // or --all-readers), side by side: each device's lines under the name of
-// its reader, then whether their DKEKs (domain 0) are the same, which a
+// its reader, then whether their DKEKs (in every key domain) are the same, which a
 // primary and its spare must hold. A device that cannot be read is named
 // with its error and the others are still shown; the exit status is then
 // 1.

@@ -395,7 +395,8 @@ func CheckImportInto(conn *device.Conn, dom, n int) (hsm.DKEKStatus, error) {
 // the order of the run that stopped, and the device imports only those it
 // still expects. The count alone cannot tell which shares the device
 // holds: the caller checks the completed DKEK against the files (all of
-// them given) or an expected check value. The
+// them given) or an expected check value. More files than the DKEK has
+// shares are refused, even on a device whose DKEK is complete. The
 // device counts its outstanding shares (MANAGE DKEK's answer,
 // card-sc-hsm.c sc_hsm_import_dkek_share), and shares go in in order, so
 // the first file it needs is n minus that count; a share whose answer
@@ -404,13 +405,14 @@ func CheckImportInto(conn *device.Conn, dom, n int) (hsm.DKEKStatus, error) {
 // that expects more shares than given is refused, nothing imported.
 func ResumeFrom(conn *device.Conn, dom, n int) (hsm.DKEKStatus, int, error) {
 	st, err := CheckImportInto(conn, dom, 0)
+	complete := errors.Is(err, hsm.ErrAllSharesImported) && st.Shares > 0
 	switch {
-	case errors.Is(err, hsm.ErrAllSharesImported) && st.Shares > 0:
-		return st, n, nil
-	case err != nil:
+	case err != nil && !complete:
 		return st, 0, err
 	case n > st.Shares:
 		return st, 0, fmt.Errorf("--resume was given %d share files, but %s DKEK has %d shares: give its share files only, in the order of the first run; nothing was imported", n, whoseDKEK(dom), st.Shares)
+	case complete:
+		return st, n, nil
 	case st.Outstanding > n:
 		return st, 0, fmt.Errorf("%s %d more DKEK share(s), but --resume was given %d file(s): give every file from the first share it lacks, in the order of the first run; nothing was imported", expectsWho(dom), st.Outstanding, n)
 	}

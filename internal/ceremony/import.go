@@ -159,6 +159,9 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			}
 			allHere = st.Outstanding == st.Shares && len(o.Shares) == st.Shares
 		}
+		// start is the DKEK's state before this run's first share, when
+		// known (Shares 0 when not): what a lost answer is judged by.
+		start := st
 		pinSession := false
 		if o.PIN != nil {
 			if err := conn.Login(o.PIN, o.AllowLastTry); err != nil {
@@ -181,7 +184,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			sent = true
 			st, err = importShare(conn, o.Domain, s)
 			if err != nil && !refused(err) {
-				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, len(o.Shares), pinSession, o, st.Shares))
+				return fmt.Errorf("%w; %s", err, shareUnknown(conn, i, pinSession, o, start))
 			}
 			sent = false
 			if errors.Is(err, hsm.ErrAllSharesImported) {
@@ -244,7 +247,7 @@ func ImportShares(conn *device.Conn, o ImportOptions) (*ImportResult, error) {
 			k := hsm.KCV(xorShares(o.Shares))
 			res.Expected = fmt.Sprintf("%X", k[:])
 			if subtle.ConstantTimeCompare(k[:], res.Status.KCV[:]) != 1 {
-				return fmt.Errorf("the device's DKEK key check value %s differs from the shares' %s: do not use this device for backups; re-initialize it and import the shares again", res.Status.KCVHex(), res.Expected)
+				return WrongDKEK(fmt.Sprintf("the device's DKEK key check value %s differs from the shares' %s: do not use this device for backups; re-initialize it and import the shares again", res.Status.KCVHex(), res.Expected))
 			}
 		}
 		return nil
@@ -306,18 +309,18 @@ func checkCommitted(st hsm.DKEKStatus, shares [][]byte, names []string, before i
 	kcv := st.KCVHex()
 	const fix = "do not generate or back up keys on this device: re-initialize it (which destroys its keys) and have each custodian import their own share once"
 	if kcv == zeroKCV {
-		return fmt.Errorf("the device's DKEK is all zeros (key check value %s): a share was imported twice, and the two cancelled out, so the DKEK protects nothing; %s", kcv, fix)
+		return WrongDKEK(fmt.Sprintf("the device's DKEK is all zeros (key check value %s): a share was imported twice, and the two cancelled out, so the DKEK protects nothing; %s", kcv, fix))
 	}
 	if before == 0 {
 		return nil // every share came in this run: CheckShares saw them
 	}
 	for i, s := range shares {
 		if ShareKCV(s) == kcv {
-			return fmt.Errorf("the device's DKEK is the share of %s alone (key check value %s): the shares imported before this run cancel out (one was imported twice), so %s's custodian alone knows the DKEK; %s", shareName(names, i), kcv, shareName(names, i), fix)
+			return WrongDKEK(fmt.Sprintf("the device's DKEK is the share of %s alone (key check value %s): the shares imported before this run cancel out (one was imported twice), so %s's custodian alone knows the DKEK; %s", shareName(names, i), kcv, shareName(names, i), fix))
 		}
 	}
 	if len(shares) > 1 && CombinedKCV(shares) == kcv {
-		return fmt.Errorf("the device's DKEK is made of this run's shares alone (key check value %s): the shares imported before this run cancel out (one was imported twice); %s", kcv, fix)
+		return WrongDKEK(fmt.Sprintf("the device's DKEK is made of this run's shares alone (key check value %s): the shares imported before this run cancel out (one was imported twice); %s", kcv, fix))
 	}
 	return nil
 }
@@ -332,7 +335,8 @@ func shareName(names []string, i int) string {
 // shareUnknown says what state an import is in when the answer to share
 // i (from 0) of n was lost. Importing a share twice makes a wrong DKEK, so
 // the person must look before importing again.
-func shareUnknown(conn *device.Conn, i, n int, pinSession bool, o ImportOptions, shares int) string {
+func shareUnknown(conn *device.Conn, i int, pinSession bool, o ImportOptions, start hsm.DKEKStatus) string {
+	n := len(o.Shares)
 	var b strings.Builder
 	fmt.Fprintf(&b, "share %d of %d may or may not have been imported", i+1, n)
 	if i > 0 {
@@ -340,16 +344,23 @@ func shareUnknown(conn *device.Conn, i, n int, pinSession bool, o ImportOptions,
 	}
 	fmt.Fprintf(&b, ": run '%s' to see how many shares the device still expects, then import only those", conn.Suggest("status"))
 	run := o.Run
-	if len(run) == 0 && len(o.Names) == n {
+	if len(run) == 0 {
 		run = o.Names
 	}
-	if len(run) > 0 {
-		need := len(run) < shares
+	switch {
+	case start.Shares > 0 && start.Outstanding == n && len(run) > 0:
+		// The run was to finish the DKEK: --resume finishes it.
+		need := len(run) < start.Shares
 		fmt.Fprintf(&b, " ('%s' does: it imports only the shares the device still lacks and checks the DKEK they make", conn.Suggest(ResumeCommand(run, o.Domain, o.RunKCV, need)))
 		if need && o.RunKCV == "" {
 			b.WriteString(", with KCV the DKEK's check value, which 'pico-hsm-tool dkek-share kcv' prints from all its share files")
 		}
 		b.WriteString(")")
+	case start.Shares > 0 && len(o.Names) == n:
+		// Shares would still be missing after this run: --resume, which
+		// takes the files as the DKEK's last, does not apply; the count
+		// tells which way the share went.
+		b.WriteString(" (" + UnsureAdvice(conn.Suggest, o.Names, i, start.Outstanding, o.Domain) + ")")
 	}
 	if i == n-1 && !pinSession {
 		// Without a PIN session the firmware commits the DKEK only at the
@@ -357,6 +368,46 @@ func shareUnknown(conn *device.Conn, i, n int, pinSession bool, o ImportOptions,
 		fmt.Fprintf(&b, "; if none is missing, run '%s' at once, which commits the DKEK, and compare its check value with the shares' ('pico-hsm-tool dkek-share kcv'): if they differ, the device lost the DKEK when it was unplugged, so re-initialize it and import every share again (import with --pin to avoid this)", conn.Suggest("status --pin"))
 	}
 	return b.String()
+}
+
+// UnsureAdvice says, for a run that was not to finish the DKEK, what
+// to import after the answer to share i (from 0) of the run's files names
+// was lost, by the count status will show: outstanding shares were missing
+// before the run. suggest turns a command's arguments into the full
+// command for the device.
+func UnsureAdvice(suggest func(string) string, names []string, i, outstanding, dom int) string {
+	rest := func(from int) string {
+		if from >= len(names) {
+			return "nothing more from this run"
+		}
+		return "'" + suggest(ImportCommand(names[from:], dom)) + "'"
+	}
+	return fmt.Sprintf("if it shows %d share(s) still missing, %s went in: import %s; if %d, it did not: import %s",
+		outstanding-i-1, names[i], rest(i+1), outstanding-i, rest(i))
+}
+
+// ImportCommand is the plain import-dkek-share command for names, after
+// "pico-hsm-tool --reader R".
+func ImportCommand(names []string, dom int) string {
+	var b strings.Builder
+	b.WriteString("import-dkek-share")
+	for _, n := range names {
+		b.WriteString(" " + fileArg(n))
+	}
+	if dom != 0 {
+		fmt.Fprintf(&b, " --key-domain %d", dom)
+	}
+	b.WriteString(" --pin …")
+	return b.String()
+}
+
+// fileArg is a file name as a command's argument: quoted for a shell,
+// and never read as an option.
+func fileArg(n string) string {
+	if strings.HasPrefix(n, "-") {
+		n = "./" + n
+	}
+	return device.ShellQuote(n)
 }
 
 // ResumeCommand is the import-dkek-share command, after "pico-hsm-tool
@@ -369,10 +420,7 @@ func ResumeCommand(names []string, dom int, kcv string, needKCV bool) string {
 	var b strings.Builder
 	b.WriteString("import-dkek-share")
 	for _, n := range names {
-		if strings.HasPrefix(n, "-") {
-			n = "./" + n // not an option
-		}
-		b.WriteString(" " + device.ShellQuote(n))
+		b.WriteString(" " + fileArg(n))
 	}
 	b.WriteString(" --resume")
 	if dom != 0 {

@@ -430,17 +430,29 @@ func (e *Expect) From(i int, whole bool) *Expect {
 	return f
 }
 
-// CheckDevice compares the check value of a device's complete, committed
-// DKEK with KCV, when one is expected.
+// CheckDevice compares the check value of the DKEK a device completed
+// (import-dkek-share --resume) with KCV. A DKEK still incomplete, or no
+// value to compare with, is an error: the run was meant to finish it.
 func (e *Expect) CheckDevice(st hsm.DKEKStatus) error {
-	if e.KCV == "" || st.Outstanding > 0 {
-		return nil
+	switch {
+	case st.Outstanding > 0:
+		return fmt.Errorf("the device still expects %d DKEK share(s) after this run: run 'status' to see its state, then give the share files it lacks", st.Outstanding)
+	case e.KCV == "":
+		return errors.New("no check value to compare the completed DKEK with: give every share file of the DKEK, or --expect-kcv")
 	}
 	if got := st.KCVHex(); got != e.KCV {
-		return fmt.Errorf("the device's DKEK key check value is %s, not the expected %s: a share went in twice, a wrong one went in, or the DKEK was lost when the device was unplugged before it was committed; do not use this device for backups: re-initialize it and import every share again", got, e.KCV)
+		return WrongDKEK(fmt.Sprintf("the device's DKEK key check value is %s, not the expected %s: a share went in twice, a wrong one went in, or the DKEK was lost when the device was unplugged before it was committed (or the --expect-kcv given is not the DKEK's: compare it with the value written down); do not use this device for backups: re-initialize it and import every share again", got, e.KCV))
 	}
 	return nil
 }
+
+// ErrWrongDKEK marks the errors that say a device's completed DKEK is not
+// the one its shares should make: every share went in, and the device
+// must not be used until it is initialized again and given them once.
+var ErrWrongDKEK = errors.New("wrong DKEK")
+
+// WrongDKEK is an ErrWrongDKEK error with msg.
+func WrongDKEK(msg string) error { return &refusal{msg, ErrWrongDKEK} }
 
 // Check compares the decrypted shares with the expected check values:
 // each share alone first, so that a mismatch names its file, then their

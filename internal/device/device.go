@@ -198,12 +198,17 @@ func (c *Conn) Suggest(args string) string {
 }
 
 // ShellQuote quotes s for a POSIX shell when it needs it, with double
-// quotes: the messages put a suggested command in single quotes.
+// quotes: the messages put a suggested command in single quotes. A "!",
+// which an interactive bash expands inside double quotes, gets single
+// quotes instead.
 func ShellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
 	}) < 0 {
 		return s
+	}
+	if strings.ContainsRune(s, '!') {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 	}
 	var b strings.Builder
 	b.WriteByte('"')
