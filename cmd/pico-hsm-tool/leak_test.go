@@ -161,6 +161,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}},
 		{args: []string{"dkek-share", "inspect", "s1.pbe", "--password", leakWrongPW}, fail: "wrong password"},
 		{args: []string{"dkek-share", "inspect", "n.pbe", "--pwd-shares-file", c1, "--pwd-shares-file", c3}},
+		{args: []string{"dkek-share", "print", "n.pbe", "--pwd-shares-file", c1, "--pwd-shares-file", c3}},
+		{args: []string{"dkek-share", "print", "n.pbe", "--pwd-shares-file", c2}, fail: "give at least 2"},
 		{args: []string{"dkek-share", "kcv", "s1.pbe", "s2.pbe", "--password", leakPW1, "--password", "env:PW2"}},
 		{args: []string{"dkek-share", "kcv", "s1.pbe", "s2.pbe", "--password", leakPW1, "--password", leakWrongPW}, fail: "wrong password"},
 		{args: []string{"dkek-share", "kcv", "n.pbe", "--pwd-shares-file", c2, "--pwd-shares-file", c3}},

@@ -63,7 +63,7 @@ const (
 
 // header is the page's text above the lines; footer below the QR code.
 func (p *Page) header() (title string, lines []string) {
-	kcv := "not printed (it needs the password: print --password)"
+	kcv := "not printed (it needs the password: print --password or --pwd-shares-file)"
 	kcvNote := ""
 	if p.ShareKCV != "" {
 		kcv = p.ShareKCV

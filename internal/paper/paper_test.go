@@ -320,7 +320,7 @@ func TestShareKCVOnPage(t *testing.T) {
 	f := vectors(t)["dkek-share-1.pbe"]
 	without := string((&Page{Name: "a.pbe", File: f}).Text())
 	with := string((&Page{Name: "a.pbe", File: f, ShareKCV: "0123456789ABCDEF"}).Text())
-	if !strings.Contains(without, "Share check value : not printed (it needs the password: print --password)\n") {
+	if !strings.Contains(without, "Share check value : not printed (it needs the password: print --password or --pwd-shares-file)\n") {
 		t.Error(without)
 	}
 	if !strings.Contains(with, "Share check value : 0123456789ABCDEF\n") || !strings.Contains(with, "File check value  : "+FileCheck(f)+"\n") {
